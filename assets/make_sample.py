@@ -38,7 +38,9 @@ def camera_frames(photo: np.ndarray, n: int) -> list[np.ndarray]:
         m[0, 2] += SIZE / 2 - cx
         m[1, 2] += SIZE / 2 - cy
         frames.append(
-            cv2.warpAffine(photo, m, (SIZE, SIZE), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            cv2.warpAffine(
+                photo, m, (SIZE, SIZE), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+            )
         )
     return frames
 

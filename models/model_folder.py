@@ -92,7 +92,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     try:
         cfg = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{cfg_path} is not valid JSON ({e.msg if hasattr(e, 'msg') else e})")
+        raise WeightsError(f"{cfg_path} is not valid JSON ({e})") from None
     if not isinstance(cfg, dict) or "architecture" not in cfg:
         raise WeightsError(f"{cfg_path} has no 'architecture' entry")
     fv = cfg.get("format_version")

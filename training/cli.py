@@ -21,7 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "label unlabelled videos with the teacher (pseudo trimaps + track IDs)",
     ),
     "fit": ("vidmatte.training.fit", "train the trimap network (or IndexNet) from a config"),
-    "export": ("vidmatte.training.export", "checkpoint -> model folder (config.json + safetensors)"),
+    "export": (
+        "vidmatte.training.export",
+        "checkpoint -> model folder (config.json + safetensors)",
+    ),
     "publish": ("vidmatte.training.publish", "model folder + generated model card -> the Hub"),
 }
 

@@ -1,0 +1,180 @@
+"""Where instances and alphas come from: the trained trimap network or the teacher, and
+IndexNet or the classical matter.
+
+Resolution (`--source auto`): an explicit `--weights` means the network; an explicit
+`--teacher-dir` means the teacher; otherwise the default trimap weights (env, assets/,
+Hub cache — never a download: `vidmatte-cli weights download` does that on request), then
+the teacher from `$VIDMATTE_TEACHER_DIR`. With none of them the user gets one line that
+says what is missing and how to get it. The manifest and the terminal report which path
+ran (`describe()`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from vidmatte.models.errors import UsageError, WeightsError
+from vidmatte.models.instances import Instances
+
+SOURCES = ("auto", "network", "teacher")
+MATTERS = ("auto", "indexnet", "classical")
+
+MISSING_MODELS = (
+    "no trimap weights and no teacher files found: pass --weights MODEL_DIR "
+    "(or run `vidmatte-cli weights download`), or --teacher-dir DIR / $VIDMATTE_TEACHER_DIR "
+    "holding coco_person_detection/yolox_nano_coco_416.onnx and "
+    "person_segmentation/pose_landmark_lite.tflite (see README, Weights)"
+)
+
+
+class InstanceSource(Protocol):
+    name: str
+
+    def detect(self, frames: list[np.ndarray]) -> list[Instances]: ...
+
+    def trimaps(self, instances: Instances) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class NetworkSource:
+    """The trained per-frame trimap network, batched on the chosen device."""
+
+    model: torch.nn.Module
+    device: torch.device
+    fp16: bool
+    info: dict[str, Any] = field(default_factory=dict)
+    name: str = "network"
+
+    @torch.inference_mode()
+    def detect(self, frames: list[np.ndarray]) -> list[Instances]:
+        batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
+        images = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+            results = self.model(images)
+        return [r.to("cpu") for r in results]
+
+    def trimaps(self, instances: Instances) -> np.ndarray:
+        from vidmatte.matting.trimaps import masks_to_trimaps, probs_to_trimaps
+
+        if instances.trimaps is None:  # binary-mode weights: masks only
+            return masks_to_trimaps(instances.masks.float().numpy())
+        return probs_to_trimaps(instances.trimaps.float())
+
+    def describe(self) -> dict[str, Any]:
+        return {"instances": "trimap-network", **self.info}
+
+
+@dataclass
+class TeacherSource:
+    """The offline COCO teacher: person masks -> dilate/erode trimaps ("SOLO + matting")."""
+
+    teacher: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    name: str = "teacher"
+
+    def detect(self, frames: list[np.ndarray]) -> list[Instances]:
+        return [self.teacher(f) for f in frames]
+
+    def trimaps(self, instances: Instances) -> np.ndarray:
+        from vidmatte.matting.trimaps import masks_to_trimaps
+
+        return masks_to_trimaps(instances.masks.float().numpy())
+
+    def describe(self) -> dict[str, Any]:
+        return {"instances": "teacher", **self.info}
+
+
+def resolve_source(
+    source: str = "auto",
+    *,
+    weights: str | Path | None = None,
+    teacher_dir: str | Path | None = None,
+    device: torch.device,
+    fp16: bool = False,
+) -> InstanceSource:
+    """Pick and load the instance source (see module docstring for the order)."""
+    if source not in SOURCES:
+        raise UsageError(f"--source {source!r}: choose one of {', '.join(SOURCES)}")
+    from vidmatte.models.teachers import find_teacher_dir
+
+    if source == "auto":
+        if weights is not None:
+            source = "network"
+        elif teacher_dir is not None:
+            source = "teacher"
+        else:
+            from vidmatte.models.weights import find_weights
+
+            if find_weights("trimapnet") is not None:
+                source = "network"
+            elif find_teacher_dir(None) is not None:
+                source = "teacher"
+            else:
+                raise WeightsError(MISSING_MODELS)
+    if source == "network":
+        return _load_network(weights, device, fp16)
+    return _load_teacher(teacher_dir)
+
+
+def _load_network(weights: str | Path | None, device: torch.device, fp16: bool) -> NetworkSource:
+    from vidmatte.models.trimapnet import TrimapNet
+    from vidmatte.models.weights import resolve_weights
+
+    resolved = resolve_weights("trimapnet", weights, allow_download=False)
+    model = TrimapNet.from_folder(resolved.folder, device=device).eval()
+    info = {
+        "model": resolved.name,
+        "weights": str(resolved.folder),
+        "weights_source": resolved.source,
+        "sha256": resolved.sha256,
+    }
+    return NetworkSource(model=model, device=device, fp16=fp16, info=info)
+
+
+def _load_teacher(teacher_dir: str | Path | None) -> TeacherSource:
+    from vidmatte.models.teachers import find_teacher_dir, load_teacher
+
+    folder = find_teacher_dir(teacher_dir)
+    if folder is None:
+        raise WeightsError(MISSING_MODELS)
+    teacher = load_teacher(folder)
+    return TeacherSource(
+        teacher=teacher,
+        info={"model": getattr(teacher, "name", "teacher"), "teacher_dir": str(folder)},
+    )
+
+
+def resolve_matter(
+    kind: str = "auto",
+    *,
+    weights: str | Path | None = None,
+    device: torch.device,
+    fp16: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """IndexNet when its weights are found (or asked for), else the classical matter."""
+    from vidmatte.models.matter import build_matter
+
+    if kind not in MATTERS:
+        raise UsageError(f"--matter {kind!r}: choose one of {', '.join(MATTERS)}")
+    info: dict[str, Any] = {}
+    if kind in ("auto", "indexnet"):
+        from vidmatte.models.weights import find_weights, resolve_weights
+
+        found = (
+            resolve_weights("indexnet", weights, allow_download=False)
+            if (kind == "indexnet" or weights is not None)
+            else find_weights("indexnet")
+        )
+        if found is not None:
+            info = {"matter": "indexnet", "weights": str(found.folder), "sha256": found.sha256}
+            return build_matter(
+                "indexnet", weights=found.folder, device=str(device), fp16=fp16
+            ), info
+    return build_matter("classical", device=str(device)), {"matter": "classical"}

@@ -1,0 +1,156 @@
+"""vidmatte-cli end to end on short cuts of real clips: the teacher + classical path.
+
+Every exit code of the CLI is produced here by a real case."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidmatte.assets import SAMPLE_CLIP
+from vidmatte.matting.cli import main
+
+CLI = [sys.executable, "-m", "vidmatte.matting.cli"]
+
+
+def run_cli(args: list[str], env: dict | None = None, cwd: Path | None = None):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run(CLI + args, capture_output=True, text=True, env=e, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory, videos_dir) -> Path:
+    """The first 8 frames of the three dancers, downscaled to 320x180, with an audio track."""
+    import av
+
+    src = videos_dir / "maggie_three_dancers.mp4"
+    out = tmp_path_factory.mktemp("clip") / "dancers.mp4"
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        vs = dst.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 320, 180, "yuv420p"
+        a = dst.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= 8:
+                break
+            img = frame.to_ndarray(format="rgb24")
+            import cv2
+
+            small = cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)
+            dst.mux(vs.encode(av.VideoFrame.from_ndarray(small, format="rgb24")))
+        dst.mux(vs.encode())
+        t = np.arange(48000 * 8 // 25) / 48000
+        samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        af.sample_rate = 48000
+        for packet in a.encode(af):
+            dst.mux(packet)
+        dst.mux(a.encode())
+    return out
+
+
+def test_sample_clip_end_to_end(tmp_path, shared_weights):
+    out = tmp_path / "mattes"
+    code = main([str(SAMPLE_CLIP), "--out", str(out), "--teacher-dir", str(shared_weights),
+                 "--end", "6", "--save-trimaps", "--quiet"])  # fmt: skip
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    assert manifest["model"]["instances"] == "teacher"
+    assert manifest["model"]["matter"] == "classical"
+    (track,) = manifest["tracks"]
+    files = sorted((out / track["alpha"]).glob("*.png"))
+    assert [int(f.stem) for f in files] == list(range(track["first"], track["last"] + 1))
+    import cv2
+
+    alpha = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+    assert alpha.shape == (384, 384)
+    # the astronaut fills the lower middle of the frame; the corners are background
+    assert alpha[300:, 120:260].mean() > 200 and alpha[:40, :40].mean() < 30
+    trimap = cv2.imread(str(out / track["trimap"] / files[0].name), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(trimap)) <= {0, 128, 255}
+
+
+def test_three_dancers_composite_keeps_audio(tmp_path, short_clip, shared_weights):
+    import av
+
+    out = tmp_path / "dancers"
+    code = main([str(short_clip), "--out", str(out), "--teacher-dir", str(shared_weights),
+                 "--composite", "green", "--quiet"])  # fmt: skip
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["tracks"]) == 3
+    with av.open(str(out / "composite.mp4")) as c:
+        assert c.streams.audio, "composite lost the audio"
+        assert sum(1 for _ in c.decode(video=0)) == 8
+        dur = float(c.streams.audio[0].duration * c.streams.audio[0].time_base)
+    assert abs(dur - 8 / 25) < 0.1
+
+
+def test_resume_after_interruption_gives_identical_files(tmp_path, shared_weights):
+    full = tmp_path / "full"
+    part = tmp_path / "part"
+    args = ["--teacher-dir", str(shared_weights), "--end", "6", "--quiet"]
+    assert main([str(SAMPLE_CLIP), "--out", str(full), *args]) == 0
+    assert main([str(SAMPLE_CLIP), "--out", str(part), *args]) == 0
+    # simulate a kill: the manifest says incomplete and the last frames are missing
+    man = json.loads((part / "manifest.json").read_text())
+    alpha_dir = part / man["tracks"][0]["alpha"]
+    for f in sorted(alpha_dir.glob("*.png"))[3:]:
+        f.unlink()
+    man["complete"] = False
+    (part / "manifest.json").write_text(json.dumps(man))
+    assert main([str(SAMPLE_CLIP), "--out", str(part), *args]) == 6  # refuses without --resume
+    assert main([str(SAMPLE_CLIP), "--out", str(part), *args, "--resume"]) == 0
+    a = sorted(p.relative_to(full) for p in full.rglob("*.png"))
+    b = sorted(p.relative_to(part) for p in part.rglob("*.png"))
+    assert a == b
+    for rel in a:
+        assert (full / rel).read_bytes() == (part / rel).read_bytes(), rel
+
+
+def test_exit_codes(tmp_path, shared_weights):
+    teacher = ["--teacher-dir", str(shared_weights)]
+    # 2: usage
+    assert (
+        run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "u"), "--persons", "x"]).returncode == 2
+    )
+    # 3: input unreadable (missing, not a video)
+    r = run_cli([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "m"), *teacher])
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n")
+    r = run_cli([str(fake), "--out", str(tmp_path / "n"), *teacher])
+    assert r.returncode == 3 and r.stderr.count("\n") == 2, r.stderr  # version line + one error
+    # 4: no person (a clip of a plain wall); the manifest is still written
+    import av
+
+    wall = tmp_path / "wall.mp4"
+    with av.open(str(wall), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        for i in range(4):
+            img = np.full((96, 128, 3), 90 + i, np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode())
+    r = run_cli([str(wall), "--out", str(tmp_path / "w"), *teacher])
+    assert r.returncode == 4, r.stderr
+    assert json.loads((tmp_path / "w" / "manifest.json").read_text())["tracks"] == []
+    # 5: no weights and no teacher anywhere
+    env = {"VIDMATTE_TEACHER_DIR": "", "VIDMATTE_WEIGHTS": "", "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(tmp_path / "hub")}  # fmt: skip
+    r = run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "x")], env=env)
+    assert r.returncode == 5 and "teacher" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "x"), "--weights", str(tmp_path)])
+    assert r.returncode == 5
+    # 6: output exists without --overwrite
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    r = run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "busy"), *teacher])
+    assert r.returncode == 6 and (tmp_path / "busy" / "keep.txt").read_text() == "mine"
