@@ -32,6 +32,9 @@ Decisions worth knowing:
   and dies at its first miss. Weaker instances may still extend existing tracks.
 - IDs are small integers 1, 2, 3, ... given at confirmation; tracks confirmed in the same
   frame are numbered by their first frame, then left to right. IDs are never reused.
+- Merge guard: when the detector merges two people into one mask, the track that gets it
+  keeps its own shape and coasts on its motion model (see `_merged`), the other is lost
+  for a while, and both are re-identified when the people separate.
 - Frame indices must increase; a skipped index (dropped frame) counts as a miss.
 """
 
@@ -75,6 +78,10 @@ class AssociationConfig:
     max_extrapolation: int = 10
     #: An unmatched instance overlapping a matched one by this IoU is a duplicate, not a birth.
     birth_max_overlap: float = 0.7
+    #: Merge guard: an instance covering this fraction of its track's and of another
+    #: (unmatched) track's predicted masks, and larger than its track by half the other's
+    #: area, is the two people merged; its track coasts on its motion model meanwhile.
+    merge_cover: float = 0.5
     #: Only instances of the track's class (label) can match it.
     match_labels: bool = True
 
@@ -127,7 +134,10 @@ class TrackState:
 
     def predicted_centre(self, frame_index: int, max_extrapolation: int) -> tuple[float, float]:
         steps = min(frame_index - self.last, max_extrapolation)
-        return (self.centre[0] + self.velocity[0] * steps, self.centre[1] + self.velocity[1] * steps)
+        return (
+            self.centre[0] + self.velocity[0] * steps,
+            self.centre[1] + self.velocity[1] * steps,
+        )
 
 
 @dataclass
@@ -219,6 +229,7 @@ class Associator:
         self._tentative: list[TrackState] = []
         self._next_id = 1
         self._last_frame: int | None = None
+        self._mask_cache: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
 
     @property
     def tracks(self) -> dict[int, TrackState]:
@@ -234,6 +245,7 @@ class Associator:
                 f"{self._last_frame} (reset() to start again)"
             )
         self._last_frame = frame_index
+        self._mask_cache = {}
         dets = self._detections(instances)
         n = len(dets.scores)
         owner: list[TrackState | None] = [None] * n
@@ -247,23 +259,34 @@ class Associator:
                 owner[i] = t
             free = [i for i in free if owner[i] is None]
 
-        # Bookkeeping of matched tracks.
+        # Bookkeeping of matched tracks (a merged instance only extends its track).
+        merged = self._merged(owner, dets, confirmed, frame_index)
         for i, t in enumerate(owner):
             if t is not None:
-                self._hit(t, dets, i, frame_index)
+                self._hit(t, dets, i, frame_index, coast=i in merged)
 
         # Births from unmatched, confident, non-duplicate instances.
         matched_idx = [i for i in range(n) if owner[i] is not None]
         births = [i for i in free if dets.scores[i] >= cfg.min_score]
         if births and matched_idx:
             overlap = mask_iou(dets.masks[births], dets.masks[matched_idx]).amax(1)
-            births = [i for i, o in zip(births, overlap.tolist(), strict=True)
-                      if o < cfg.birth_max_overlap]
+            births = [
+                i
+                for i, o in zip(births, overlap.tolist(), strict=True)
+                if o < cfg.birth_max_overlap
+            ]
         new_tentative: list[TrackState] = []
         for i in births:
             t = TrackState(
-                id=0, first=frame_index, last=frame_index, hits=0, misses=0, scores=[],
-                box=dets.boxes[i], centre=dets.centres[i], label=dets.labels[i],
+                id=0,
+                first=frame_index,
+                last=frame_index,
+                hits=0,
+                misses=0,
+                scores=[],
+                box=dets.boxes[i],
+                centre=dets.centres[i],
+                label=dets.labels[i],
             )
             self._hit(t, dets, i, frame_index)
             owner[i] = t
@@ -271,8 +294,10 @@ class Associator:
 
         # Tentative tracks: confirm, or drop at their first miss.
         survivors = [t for t in self._tentative if t.last == frame_index] + new_tentative
-        ready = sorted((t for t in survivors if t.hits >= cfg.confirm_hits),
-                       key=lambda t: (t.first, t.centre[0]))
+        ready = sorted(
+            (t for t in survivors if t.hits >= cfg.confirm_hits),
+            key=lambda t: (t.first, t.centre[0]),
+        )
         result = Assignment(track_ids=[None] * n)
         for t in ready:
             t.id = self._next_id
@@ -339,7 +364,6 @@ class Associator:
     ) -> tuple[Tensor, Tensor]:
         """(T, D) similarity and gate for tracks x free instances."""
         cfg = self.config
-        sx, sy = dets.scale
         det_masks = dets.masks[free]
         det_centres = torch.tensor([dets.centres[i] for i in free]).reshape(-1, 2)
         det_sizes = torch.tensor([_box_size(dets.boxes[i]) for i in free])
@@ -347,11 +371,11 @@ class Associator:
         labels = torch.tensor([dets.labels[i] for i in free])
 
         pred = [t.predicted_centre(frame_index, cfg.max_extrapolation) for t in tracks]
+        empty = torch.zeros_like(det_masks[0])
         shifted = []
-        for t, p in zip(tracks, pred, strict=True):
-            m = t.mask if t.mask is not None else torch.zeros_like(det_masks[0])
-            dx, dy = round((p[0] - t.centre[0]) * sx), round((p[1] - t.centre[1]) * sy)
-            shifted.append(shift_masks(m, dx, dy))
+        for t in tracks:
+            m = self._predicted_mask(t, frame_index, dets.scale)
+            shifted.append(m if m is not None and m.shape == empty.shape else empty)
         iou = mask_iou(torch.stack(shifted), det_masks)
         pred_c = torch.tensor(pred).reshape(-1, 2)
         sizes = 0.5 * (torch.tensor([t.size for t in tracks])[:, None] + det_sizes[None, :])
@@ -360,9 +384,12 @@ class Associator:
         if lost:
             last_c = torch.tensor([t.centre for t in tracks]).reshape(-1, 2)
             dist = torch.minimum(dist, torch.cdist(last_c, det_centres) / sizes)
-            unshifted = torch.stack([
-                t.mask if t.mask is not None else torch.zeros_like(det_masks[0]) for t in tracks
-            ])
+            unshifted = torch.stack(
+                [
+                    t.mask if t.mask is not None and t.mask.shape == empty.shape else empty
+                    for t in tracks
+                ]
+            )
             iou = torch.maximum(iou, mask_iou(unshifted, det_masks))
         loc = torch.exp(-dist)
         total = cfg.w_score + cfg.w_iou + cfg.w_loc
@@ -373,7 +400,80 @@ class Associator:
             allowed &= track_labels[:, None] == labels[None, :]
         return sim, allowed
 
-    def _hit(self, t: TrackState, dets: _Detections, i: int, frame_index: int) -> None:
+    def _predicted_mask(self, t: TrackState, frame_index: int, scale) -> Tensor | None:
+        """The track's reduced mask moved by its motion model (cached for this frame)."""
+        if t.mask is None:
+            return None
+        key = (id(t), frame_index)
+        cached = self._mask_cache.get(key)
+        if cached is not None and cached[0] is t.mask:
+            return cached[1]
+        p = t.predicted_centre(frame_index, self.config.max_extrapolation)
+        dx, dy = round((p[0] - t.centre[0]) * scale[0]), round((p[1] - t.centre[1]) * scale[1])
+        out = shift_masks(t.mask, dx, dy)
+        self._mask_cache[key] = (t.mask, out)
+        return out
+
+    def _merged(
+        self,
+        owner: list[TrackState | None],
+        dets: _Detections,
+        confirmed: list[TrackState],
+        frame_index: int,
+    ) -> set[int]:
+        """Instances that are one track's person merged with another, unmatched, track's.
+
+        Such an instance covers most of both tracks' predicted masks and is larger than its
+        own track by at least half the other's area. Its track then coasts on its motion
+        model instead of adopting the merged shape, whose centre lies between the two people
+        (which would make it grab the other person when they separate).
+        """
+        cfg = self.config
+        matched = {id(t) for t in owner if t is not None}
+        hidden = [t for t in confirmed if id(t) not in matched and t.misses < cfg.max_extrapolation]
+        out: set[int] = set()
+        if not hidden:
+            return out
+        for i, t in enumerate(owner):
+            if t is None or not t.confirmed or t.mask is None:
+                continue
+            d = dets.masks[i]
+            own = self._predicted_mask(t, frame_index, dets.scale)
+            if own is None or own.shape != d.shape or not own.any():
+                continue
+            d_area = float(d.sum())
+            if float((own & d).sum()) < cfg.merge_cover * float(own.sum()):
+                continue
+            box = dets.boxes[i]
+            for h in hidden:
+                hc = h.predicted_centre(frame_index, cfg.max_extrapolation)
+                dx, dy = hc[0] - h.centre[0], hc[1] - h.centre[1]
+                hb = (h.box[0] + dx, h.box[1] + dy, h.box[2] + dx, h.box[3] + dy)
+                if hb[0] >= box[2] or hb[2] <= box[0] or hb[1] >= box[3] or hb[3] <= box[1]:
+                    continue  # boxes apart: nothing covered (cheap test first)
+                other = self._predicted_mask(h, frame_index, dets.scale)
+                if other is None or other.shape != d.shape or not other.any():
+                    continue
+                o_area = float(other.sum())
+                covered = float((other & d).sum()) >= cfg.merge_cover * o_area
+                if covered and d_area >= float(own.sum()) + 0.5 * o_area:
+                    out.add(i)
+                    break
+        return out
+
+    def _hit(
+        self, t: TrackState, dets: _Detections, i: int, frame_index: int, coast: bool = False
+    ) -> None:
+        if coast:  # keep shape and velocity, move by the motion model
+            mask = self._predicted_mask(t, frame_index, dets.scale)
+            p = t.predicted_centre(frame_index, self.config.max_extrapolation)
+            dx, dy = p[0] - t.centre[0], p[1] - t.centre[1]
+            t.box = (t.box[0] + dx, t.box[1] + dy, t.box[2] + dx, t.box[3] + dy)
+            t.centre, t.mask = p, mask
+            t.last, t.misses = frame_index, 0
+            t.hits += 1
+            t.scores.append(dets.scores[i])
+            return
         c = dets.centres[i]
         if t.hits > 0:
             gap = max(frame_index - t.last, 1)

@@ -89,14 +89,16 @@ class TrackStore:
         for tid in sorted(self._records):
             recs = self._records[tid]
             frames = sorted(recs)
-            out.append(TrackInfo(
-                id=tid,
-                name=self._names[tid],
-                first=frames[0],
-                last=frames[-1],
-                frames=len(frames),
-                mean_score=sum(r[0] for r in recs.values()) / len(recs),
-            ))
+            out.append(
+                TrackInfo(
+                    id=tid,
+                    name=self._names[tid],
+                    first=frames[0],
+                    last=frames[-1],
+                    frames=len(frames),
+                    mean_score=sum(r[0] for r in recs.values()) / len(recs),
+                )
+            )
         return out
 
     def frame(self, frame_index: int) -> dict[int, object]:
@@ -119,8 +121,14 @@ class TrackStore:
     def to_manifest(self) -> list[dict]:
         """[{id, name, first, last, frames, mean_score}] for manifest.json."""
         return [
-            {"id": t.id, "name": t.name, "first": t.first, "last": t.last,
-             "frames": t.frames, "mean_score": round(t.mean_score, 4)}
+            {
+                "id": t.id,
+                "name": t.name,
+                "first": t.first,
+                "last": t.last,
+                "frames": t.frames,
+                "mean_score": round(t.mean_score, 4),
+            }
             for t in self.tracks()
         ]
 

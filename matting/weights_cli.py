@@ -82,7 +82,10 @@ def _download(args) -> int:
         if not args.force:
             found = W.find_weights(name)
             if found is not None and found.source == "hub-cache":
-                W.verify_folder(found.folder)
+                try:
+                    W.verify_folder(found.folder)
+                except WeightsError as e:
+                    raise WeightsError(f"{e}; run `{PROG} download --force {name}`") from None
                 print(f"{name:<10} already cached  {found.folder}")
                 continue
         res = W.download_weights(name, force=args.force)
@@ -168,3 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return guarded_main(PROG, _main, argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

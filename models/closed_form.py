@@ -11,13 +11,15 @@ region of the band is handled separately (regions more than 3 px apart share no 
 so this is exact). A region larger than one tile is solved coarse-to-fine: a downscaled
 solve of the whole region gives the long-range propagation, then overlapping full-resolution
 tiles are solved with the upsampled coarse alpha as a Dirichlet condition where a tile
-cuts through the band, and blended with ramp weights (no seams). Memory and time therefore
+cuts through the band, blended with ramp weights, and re-solved a few times with the
+blend as the new condition (overlapping Schwarz sweeps, each only triangular solves with
+the cached factorisations), which converges towards the whole-region solution: no seams. Memory and time therefore
 scale with the band, not with the frame.
 
 Decision: our own scipy.sparse implementation (a direct sparse LU solve per tile) instead
 of pymatting + numba: no new dependency, and the band/tile restriction is what makes it
-fast; a tile of 256x256 has at most 65k unknowns, which SuperLU factors in well under a
-second.
+fast; sparse LU grows faster than linearly with the unknowns, so 128x128 tiles (<= 16k
+unknowns, ~0.2 s each on one core) beat one big factorisation.
 """
 
 from __future__ import annotations
@@ -45,13 +47,57 @@ def matting_laplacian(image: np.ndarray, centres: np.ndarray, eps: float = 1e-7)
     x = image.reshape(-1, 3)[idx]  # (k, 9, 3)
     mu = x.mean(axis=1, keepdims=True)
     xc = x - mu
-    cov = np.einsum("kai,kaj->kij", xc, xc) / 9.0 + (eps / 9.0) * np.eye(3)
-    inv = np.linalg.inv(cov)
-    g = (1.0 + np.einsum("kai,kij,kbj->kab", xc, inv, xc, optimize=True)) / 9.0
+    xt = xc.transpose(0, 2, 1)
+    inv = np.linalg.inv(np.matmul(xt, xc) / 9.0 + (eps / 9.0) * np.eye(3))
+    g = (1.0 + np.matmul(np.matmul(xc, inv), xt)) / 9.0
     vals = np.eye(9)[None] - g
     rows = np.broadcast_to(idx[:, :, None], vals.shape).ravel()
     cols = np.broadcast_to(idx[:, None, :], vals.shape).ravel()
     return sp.csr_matrix((vals.ravel(), (rows, cols)), shape=(n, n))
+
+
+class _Dirichlet:
+    """The closed-form system of one crop, factorised once; solve() for any known values.
+
+    Caching the factorisation lets the tiled solver iterate (overlapping Schwarz) at the
+    cost of triangular solves only.
+    """
+
+    def __init__(self, image: np.ndarray, known: np.ndarray, eps: float = 1e-7) -> None:
+        import scipy.sparse as sp
+        from scipy.ndimage import binary_dilation
+        from scipy.sparse.linalg import splu
+
+        h, w = known.shape
+        self.known = known
+        self.u = np.flatnonzero(~known.ravel())
+        self.k = np.flatnonzero(known.ravel())
+        self.lu = None
+        if self.u.size == 0 or h < 3 or w < 3:
+            return
+        centres = binary_dilation(~known, np.ones((3, 3), bool))
+        centres[0, :] = centres[-1, :] = False
+        centres[:, 0] = centres[:, -1] = False
+        lap_u = matting_laplacian(image, centres, eps)[self.u]
+        self.l_uk = lap_u[:, self.k]
+        # A tiny ridge keeps the system non-singular where a region touches no known
+        # pixel (alpha then falls to 0 there); it is far below the Laplacian's entries.
+        a_uu = lap_u[:, self.u] + sp.identity(self.u.size, format="csr") * 1e-9
+        # SPD system: symmetric-mode SuperLU with a minimum-degree ordering on A^T+A is
+        # several times faster than the default COLAMD with partial pivoting.
+        self.lu = splu(
+            a_uu.tocsc(),
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+
+    def solve(self, values: np.ndarray) -> np.ndarray:
+        out = np.where(self.known, values, 0.0).astype(np.float64)
+        if self.lu is not None:
+            b = -(self.l_uk @ out.ravel()[self.k])
+            out.ravel()[self.u] = np.clip(self.lu.solve(b), 0.0, 1.0)
+        return out
 
 
 def solve_dirichlet(
@@ -62,32 +108,7 @@ def solve_dirichlet(
     image float64 h×w×3 in [0,1]; known bool h×w; values float h×w (read where known).
     Returns float64 h×w clipped to [0, 1].
     """
-    import scipy.sparse as sp
-    from scipy.ndimage import binary_dilation
-    from scipy.sparse.linalg import spsolve
-
-    h, w = known.shape
-    out = np.where(known, values, 0.0).astype(np.float64)
-    unknown = ~known
-    if not unknown.any():
-        return out
-    centres = binary_dilation(unknown, np.ones((3, 3), bool))
-    centres[0, :] = centres[-1, :] = False
-    centres[:, 0] = centres[:, -1] = False
-    if h < 3 or w < 3 or not centres.any():
-        return out
-    lap = matting_laplacian(image, centres, eps)
-    u = np.flatnonzero(unknown.ravel())
-    k = np.flatnonzero(known.ravel())
-    lap_u = lap[u]
-    a_uu = lap_u[:, u]
-    b = -(lap_u[:, k] @ out.ravel()[k])
-    # A tiny ridge keeps the system non-singular where a region touches no known pixel
-    # (alpha then falls to 0 there); it is far below the Laplacian's entries.
-    a_uu = a_uu + sp.identity(u.size, format="csr") * 1e-9
-    sol = spsolve(a_uu.tocsc(), b)
-    out.ravel()[u] = np.clip(sol, 0.0, 1.0)
-    return out
+    return _Dirichlet(image, known, eps).solve(values)
 
 
 def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
@@ -118,13 +139,21 @@ def _downscale_known(known: np.ndarray, values: np.ndarray, size: tuple[int, int
 
     kf = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     vf = cv2.resize((values * known).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    ck = kf > 0.999
+    # A coarse pixel is known when most of it is: keeps thin constraints (strands, thin
+    # foreground) alive at the coarse level, which is what propagates alpha across tiles.
+    ck = kf >= 0.5
     cv = np.where(ck, vf / np.maximum(kf, 1e-6), 0.0)
     return ck, cv
 
 
 def _solve_region(
-    image: np.ndarray, known: np.ndarray, values: np.ndarray, eps: float, tile: int, overlap: int
+    image: np.ndarray,
+    known: np.ndarray,
+    values: np.ndarray,
+    eps: float,
+    tile: int,
+    overlap: int,
+    sweeps: int,
 ) -> np.ndarray:
     """Closed-form alpha on a crop of any size: exact if it fits a tile, else coarse-to-fine."""
     import cv2
@@ -136,21 +165,20 @@ def _solve_region(
     size = (max(3, round(w / f)), max(3, round(h / f)))
     cimg = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     ck, cv = _downscale_known(known, values, size)
-    coarse = _solve_region(cimg, ck, cv, eps, tile, overlap)
+    coarse = _solve_region(cimg, ck, cv, eps, tile, overlap, sweeps)
     prior = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    acc = np.zeros((h, w), np.float64)
+    systems = []
     wsum = np.zeros((h, w), np.float64)
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    for y0 in ys:
-        for x0 in xs:
+    for y0 in tile_starts(h, tile, overlap):
+        for x0 in tile_starts(w, tile, overlap):
             sl = (slice(y0, y0 + tile), slice(x0, x0 + tile))
             kn = known[sl].copy()
             if kn.all():
                 continue
             th, tw = kn.shape
-            val = np.where(kn, values[sl], prior[sl])
-            # Where the tile cuts through the region, fix the outer ring to the coarse alpha.
+            # Where the tile cuts through the region, its outer ring is held at the
+            # current estimate (coarse alpha first, then the previous sweep's blend).
             if y0 > 0:
                 kn[0, :] = True
             if y0 + th < h:
@@ -159,14 +187,19 @@ def _solve_region(
                 kn[:, 0] = True
             if x0 + tw < w:
                 kn[:, -1] = True
-            a = solve_dirichlet(image[sl], kn, val, eps)
             wy = _ramp(th, overlap, y0 == 0, y0 + th >= h)
             wx = _ramp(tw, overlap, x0 == 0, x0 + tw >= w)
             wt = wy[:, None] * wx[None, :]
-            acc[sl] += wt * a
             wsum[sl] += wt
-    out = np.where(wsum > 0, acc / np.maximum(wsum, 1e-12), prior)
-    return np.where(known, values, out)
+            systems.append((sl, _Dirichlet(image[sl], kn, eps), wt))
+    current = np.where(known, values, prior)
+    for _ in range(max(1, sweeps)):
+        acc = np.zeros((h, w), np.float64)
+        for sl, system, wt in systems:
+            acc[sl] += wt * system.solve(current[sl])
+        blended = np.where(wsum > 0, acc / np.maximum(wsum, 1e-12), prior)
+        current = np.where(known, values, blended)
+    return current
 
 
 def closed_form_alpha(
@@ -174,13 +207,16 @@ def closed_form_alpha(
     trimap: np.ndarray,
     *,
     eps: float = 1e-7,
-    tile: int = 256,
-    overlap: int = 32,
+    tile: int = 128,
+    overlap: int = 16,
+    sweeps: int = 4,
 ) -> np.ndarray:
     """Alpha for one trimap: uint8 H×W×3 RGB image, uint8 H×W trimap (0 / 128 / 255).
 
     Returns float32 H×W in [0,1]: exactly 0 where trimap == 0 and 1 where trimap == 255;
-    any other trimap value counts as unknown. Cost scales with the unknown band.
+    any other trimap value counts as unknown. Cost scales with the unknown band. Regions
+    larger than `tile` are solved coarse-to-fine, then refined by `sweeps` overlapping
+    Schwarz sweeps over cached tile factorisations.
     """
     from scipy.ndimage import binary_dilation, find_objects, label
 
@@ -202,6 +238,6 @@ def closed_form_alpha(
         # apart), so they may be held at any value; 0 is used.
         known = ~mine
         values = (trimap[crop] == 255).astype(np.float64)
-        a = _solve_region(img[crop], known, values, eps, tile, overlap)
+        a = _solve_region(img[crop], known, values, eps, tile, overlap, sweeps)
         alpha[crop][mine] = a[mine].astype(np.float32)
     return alpha

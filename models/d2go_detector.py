@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidmatte.models.errors import WeightsError
+from vidmatte.models.pose_segmenter import _quiet_stderr
 
 
 class D2GoDetector:
@@ -42,8 +43,8 @@ class D2GoDetector:
 
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         x = torch.from_numpy(bgr).permute(2, 0, 1).float() / 255
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with torch.inference_mode(), warnings.catch_warnings(), _quiet_stderr():
+            warnings.simplefilter("ignore")  # deprecation notes of quantized ops, per call
             _, outs = self.model([x])
         out = outs[0]
         keep = (out["labels"] == 1) & (out["scores"] > self.score_threshold)

@@ -64,8 +64,13 @@ def dis_flow(img0: np.ndarray, img1: np.ndarray, preset: str = "medium") -> np.n
         "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
     }[preset]
     dis = cv2.DISOpticalFlow_create(code)
+    h, w = g0.shape
+    ph, pw = max(16 - h, 0), max(16 - w, 0)  # DIS refuses images under 12 px a side
+    if ph or pw:
+        g0 = cv2.copyMakeBorder(g0, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+        g1 = cv2.copyMakeBorder(g1, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
     flow = dis.calc(g0, g1, None)
-    return np.asarray(flow, dtype=np.float32)
+    return np.ascontiguousarray(flow[:h, :w], dtype=np.float32)
 
 
 class RaftSmall:

@@ -15,14 +15,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from vidmatte.models import __version__
 from vidmatte.models.errors import WeightsError
+
+if TYPE_CHECKING:  # torch and safetensors load lazily: CLIs import this for --help
+    import torch
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -49,6 +48,8 @@ def save_model_folder(
     `config` must name `architecture`; format_version, version and sha256 are filled in.
     fp16 halves floating-point tensors (integer buffers are kept as they are).
     """
+    from safetensors.torch import save_file
+
     if "architecture" not in config:
         raise ValueError("config needs an 'architecture' entry")
     folder = Path(folder)
@@ -108,6 +109,9 @@ def load_model_folder(
     folder: str | Path, *, verify: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Return (config, state_dict) after validating format version and checksum."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     folder = Path(folder)
     cfg = read_config(folder)
     tensors = folder / TENSORS_NAME

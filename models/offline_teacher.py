@@ -78,7 +78,7 @@ class OfflineTeacher:
             x0, y0, x1, y1 = p.window
             masks[i, y0:y1, x0:x1] = p.prob
         resolve_overlaps(masks, poses, self.config)
-        keep = [i for i in range(len(poses)) if (masks[i] > 0.5).any()]
+        keep = [i for i, p in enumerate(poses) if _window(masks[i], p.window).max(initial=0) > 0.5]
         masks, boxes, scores = masks[keep], boxes[keep], scores[keep]
         if not keep:
             return Instances.empty(h, w)
@@ -88,17 +88,22 @@ class OfflineTeacher:
             labels=torch.zeros(len(keep), dtype=torch.long),
             masks=mt,
             boxes=torch.from_numpy(boxes.astype(np.float32)),
-            centres=_centres(masks),
+            centres=_centres(masks, [poses[i].window for i in keep]),
         )
 
 
-def _centres(masks: np.ndarray) -> torch.Tensor:
+def _window(mask: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = window
+    return mask[y0:y1, x0:x1]
+
+
+def _centres(masks: np.ndarray, windows: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """Mass centres of masks > 0.5, looking only inside each person's window."""
     out = np.zeros((len(masks), 2), np.float32)
-    for i, m in enumerate(masks):
-        m = (m > 0.5).astype(np.uint8)
-        mom = cv2.moments(m, binaryImage=True)
+    for i, (m, (x0, y0, x1, y1)) in enumerate(zip(masks, windows, strict=True)):
+        mom = cv2.moments((m[y0:y1, x0:x1] > 0.5).astype(np.uint8), binaryImage=True)
         if mom["m00"] > 0:
-            out[i] = (mom["m10"] / mom["m00"], mom["m01"] / mom["m00"])
+            out[i] = (x0 + mom["m10"] / mom["m00"], y0 + mom["m01"] / mom["m00"])
     return torch.from_numpy(out)
 
 

@@ -16,7 +16,10 @@ One interpreter per segmenter, reused for every ROI.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +75,25 @@ class PoseMask:
     presence: float  # pose presence score in [0, 1]
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to fd 2 for a moment (native libraries' banner lines)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
@@ -99,8 +121,9 @@ class PoseSegmenter:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with _quiet_stderr():  # TFLite prints an INFO line about XNNPACK on fd 2
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except Exception as e:
             raise WeightsError(f"cannot load pose segmenter {path}: {e}") from e
         ins = self.interpreter.get_input_details()
@@ -125,7 +148,7 @@ class PoseSegmenter:
         it.invoke()
         lm = it.get_tensor(self._landmarks).reshape(39, 5).copy()
         logits = it.get_tensor(self._seg)[0, :, :, 0].copy()
-        presence = float(_sigmoid(it.get_tensor(self._presence).ravel()[0]))
+        presence = float(it.get_tensor(self._presence).ravel()[0])  # already a probability
         pts = lm[:, :2].astype(np.float64) @ m[:, :2].T + m[:, 2]
         lm[:, :2] = pts
         return lm, logits, presence

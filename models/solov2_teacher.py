@@ -33,10 +33,14 @@ class Solov2Teacher:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
         x = x.permute(2, 0, 1)[None].float() / 255.0
         with torch.inference_mode():
-            res: Instances = self.net(x)[0]
+            # detect() runs at the short side the weights were trained for (800 for COCO
+            # SOLOv2) and returns masks at the frame's size; plain forward as a fallback.
+            detect = getattr(self.net, "detect", None)
+            res: Instances = (detect(x) if detect is not None else self.net(x))[0]
         keep = (res.labels == 0) & (res.scores >= self.score_threshold)
         out = res.select(keep).to("cpu")
         out.trimaps = None  # a teacher gives masks; trimaps come from matting.trimaps
+        out.masks = out.masks.float()
         return out
 
 

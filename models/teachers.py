@@ -188,7 +188,9 @@ def merge_augmented(
         matched: dict[int, int] = {}
         if iou.size:
             rows, cols = linear_sum_assignment(-iou)
-            matched = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= match_iou}
+            matched = {
+                int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= match_iou
+            }
         for i in range(len(res)):
             m = res.masks[i].detach().float().cpu()
             if i in matched:
@@ -199,18 +201,25 @@ def merge_augmented(
                 c["count"] += 1
             else:
                 clusters.append(
-                    {"mask": m.clone(), "score": float(res.scores[i]), "box_sum": boxes[i].copy(), "count": 1}
+                    {
+                        "mask": m.clone(),
+                        "score": float(res.scores[i]),
+                        "box_sum": boxes[i].copy(),
+                        "count": 1,
+                    }
                 )
     keep = [c for c in clusters if c["count"] >= min_votes * n_aug]
     if not keep:
         return Instances.empty(h, w)
     keep.sort(key=lambda c: -c["score"])
     masks = torch.stack([c["mask"] / n_aug for c in keep])
-    binary_boxes, centres = boxes_and_centres(masks)
+    _, centres = boxes_and_centres(masks)
     nonempty = (masks > 0.5).flatten(1).any(1)
     if not bool(nonempty.any()):
         return Instances.empty(h, w)
-    det_boxes = torch.from_numpy(np.stack([c["box_sum"] / c["count"] for c in keep]).astype(np.float32))
+    det_boxes = torch.from_numpy(
+        np.stack([c["box_sum"] / c["count"] for c in keep]).astype(np.float32)
+    )
     out = Instances(
         scores=torch.tensor([c["score"] / n_aug for c in keep], dtype=torch.float32),
         labels=torch.zeros(len(keep), dtype=torch.long),
@@ -218,7 +227,6 @@ def merge_augmented(
         boxes=det_boxes,
         centres=centres,
     )
-    del binary_boxes
     return out.select(nonempty)
 
 
@@ -256,11 +264,19 @@ class TTATeacher:
                 masks = masks.flip(-1)
                 boxes[:, [0, 2]] = iw - boxes[:, [2, 0]]
             if scale != 1.0 and len(res):
-                masks = F.interpolate(masks[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+                masks = F.interpolate(
+                    masks[None], size=(h, w), mode="bilinear", align_corners=False
+                )[0]
                 boxes = boxes * torch.tensor([w / iw, h / img.shape[0]] * 2)
             elif scale != 1.0:
                 masks = masks.new_zeros(0, h, w)
             results.append(
-                Instances(scores=res.scores, labels=res.labels, masks=masks, boxes=boxes, centres=res.centres)
+                Instances(
+                    scores=res.scores,
+                    labels=res.labels,
+                    masks=masks,
+                    boxes=boxes,
+                    centres=res.centres,
+                )
             )
         return merge_augmented(results, self.config.match_iou, self.config.min_votes)

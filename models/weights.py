@@ -11,9 +11,9 @@ Users should never have to think about weights. Resolution order (DESIGN.md), fi
 
 A path (1, 2) may be a model folder or a folder holding one model folder per name
 (`<path>/trimapnet/`, `<path>/indexnet/`), so one variable can point at a whole set. A model
-folder given through the environment is used only for the name whose architecture it
-holds, so VIDMATTE_WEIGHTS=<a trimapnet folder> does not break IndexNet's resolution;
-an explicit path must match, or the error says why.
+folder in $VIDMATTE_WEIGHTS is used only for the name whose architecture it holds, so
+VIDMATTE_WEIGHTS=<a trimapnet folder> does not break IndexNet's resolution; an explicit
+path or a per-model variable must match, or the error says why.
 
 Resolution reads config.json only (cheap). The sha256 of the tensors is checked when they
 are loaded (`load_model_folder`) and by `verify_folder` / `vidmatte-cli weights verify`.
@@ -33,13 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.model_folder import (
-    CONFIG_NAME,
-    TENSORS_NAME,
-    load_model_folder,
-    read_config,
-    sha256_file,
-)
+from vidmatte.models.model_folder import CONFIG_NAME, TENSORS_NAME
 
 if TYPE_CHECKING:  # torch is imported lazily: resolution and --help must stay light
     import torch
@@ -66,6 +60,7 @@ ARCHITECTURES: dict[str, str] = {
 #: model name -> the architecture its folder must declare
 MODEL_ARCHITECTURE: dict[str, str] = {"trimapnet": "trimapnet", "indexnet": "indexnet"}
 
+
 ENV_WEIGHTS = "VIDMATTE_WEIGHTS"
 #: files fetched from the Hub (README.md is the model card: licences and metrics)
 HUB_FILES = [CONFIG_NAME, TENSORS_NAME, "README.md"]
@@ -89,6 +84,13 @@ class ResolvedWeights:
 
 
 # ---------------------------------------------------------------- locations and switches
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """model_folder.read_config, imported on first use (it pulls in torch)."""
+    from vidmatte.models.model_folder import read_config as _read
+
+    return _read(folder)
 
 
 def assets_weights_dir() -> Path:
@@ -194,6 +196,8 @@ def verify_folder(folder: str | Path, *, expected_architecture: str | None = Non
     digest = cfg.get("sha256")
     if not digest:
         raise WeightsError(f"{folder / CONFIG_NAME} records no sha256 of {TENSORS_NAME}")
+    from vidmatte.models.model_folder import sha256_file
+
     if sha256_file(tensors) != digest:
         raise WeightsError(
             f"{tensors} is corrupt or truncated (sha256 differs from config.json); "
@@ -262,6 +266,8 @@ def load_module(
     so a mismatch is reported as one line naming the first offending key. Tensors are cast
     to the module's dtypes (an fp16 folder loads into an fp32 module and vice versa).
     """
+    from vidmatte.models.model_folder import load_model_folder
+
     folder = Path(folder)
     cfg = read_config(folder)
     check_architecture(cfg, expected_architecture, folder)
@@ -308,7 +314,9 @@ def _resolved(name: str, folder: Path, source: str, cfg: dict | None = None) -> 
     return ResolvedWeights(name, folder, source, str(cfg.get("sha256", "")), cfg)
 
 
-def _from_path(name: str, raw: str | Path, source: str, what: str) -> ResolvedWeights | None:
+def _from_path(
+    name: str, raw: str | Path, source: str, what: str, *, lenient: bool = False
+) -> ResolvedWeights | None:
     path = Path(os.path.expandvars(str(raw))).expanduser()
     if not path.exists():
         raise WeightsError(f"{what} points to {path}, which does not exist")
@@ -319,8 +327,8 @@ def _from_path(name: str, raw: str | Path, source: str, what: str) -> ResolvedWe
             f"and has no {name}/ model folder inside"
         )
     cfg = read_config(folder)
-    if source == "env" and folder == path and cfg["architecture"] != MODEL_ARCHITECTURE[name]:
-        return None  # a single folder in the environment serves the model it holds
+    if lenient and folder == path and cfg["architecture"] != MODEL_ARCHITECTURE[name]:
+        return None  # one folder in $VIDMATTE_WEIGHTS serves the model it holds
     return _resolved(name, folder, source, cfg)
 
 
@@ -341,12 +349,16 @@ def _hub_cached(name: str) -> Path | None:
         )
     except Exception:  # noqa: BLE001 - not cached / incomplete snapshot: "not there" here
         return None
-    return folder if (folder / CONFIG_NAME).is_file() else None
+    # an interrupted download (a file or its blob missing) counts as not cached, so that
+    # resolve_weights downloads it again instead of failing
+    complete = all((folder / n).is_file() for n in (CONFIG_NAME, TENSORS_NAME))
+    return folder if complete else None
 
 
 def _hub_error(name: str, e: BaseException) -> str:
     repo_id, revision = HUB_REPOS[name]
-    detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    text = str(e).strip()
+    detail = text.splitlines()[0].removeprefix("Got: ")[:160] if text else type(e).__name__
     return f"cannot download {name} weights from the Hub ({repo_id}@{revision}): {detail}"
 
 
@@ -364,7 +376,7 @@ def find_weights(
     for var in (env_var_for(name), ENV_WEIGHTS):
         raw = os.environ.get(var)
         if raw:
-            found = _from_path(name, raw, "env", f"${var}")
+            found = _from_path(name, raw, "env", f"${var}", lenient=var == ENV_WEIGHTS)
             if found is not None:
                 return found
     assets = assets_weights_dir() / name

@@ -154,22 +154,11 @@ def trimap_png_to_classes(png: np.ndarray) -> np.ndarray:
     return out
 
 
-def trimap_from_alpha(alpha: np.ndarray, band: int | None = None) -> np.ndarray:
-    """Ground-truth trimap from alpha in [0,1]: unknown = not surely fg/bg, widened by `band`.
+def trimap_classes_from_alpha(alpha: np.ndarray) -> np.ndarray:
+    """Ground-truth trimap classes {0,1,2} from alpha in [0,1] (matting/trimaps.py rules)."""
+    from vidmatte.matting.trimaps import trimap_from_alpha
 
-    The band defaults to ~1% of the image diagonal, as trimaps are built for human-matting
-    training (IndexNet's recipe: dilate/erode of the semi-transparent region).
-    """
-    h, w = alpha.shape
-    if band is None:
-        band = max(1, round(0.01 * math.hypot(h, w)))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    fg = cv2.erode((alpha >= 0.99).astype(np.uint8), k).astype(bool)
-    maybe = cv2.dilate((alpha > 0.01).astype(np.uint8), k).astype(bool)
-    out = np.zeros((h, w), np.uint8)
-    out[maybe] = 1
-    out[fg] = 2
-    return out
+    return trimap_png_to_classes(trimap_from_alpha(alpha))
 
 
 def _centre_size(mask: np.ndarray) -> tuple[tuple[float, float], float]:
@@ -403,7 +392,7 @@ class MattingCompositeDataset(torch.utils.data.Dataset):
     Without a fg/ folder the image itself stands in for the foreground colours (exact where
     alpha is 0 or 1, a slight colour bleed in semi-transparent hair); with fg/ the composite
     is exact. Background per sample: a photo from `backgrounds` (files), else a random
-    gradient. Trimaps come from alpha (`trimap_from_alpha`).
+    gradient. Trimaps come from alpha (matting/trimaps.trimap_from_alpha).
     """
 
     def __init__(
@@ -457,7 +446,7 @@ class MattingCompositeDataset(torch.utils.data.Dataset):
         p: AugmentParams = sample_params(rng, h, w, self.aug, train=self.train)
         img = apply_image(comp, p)
         a = apply_alpha(alpha, p)
-        tri = apply_label(trimap_from_alpha(alpha), p, fill=IGNORE)
+        tri = apply_label(trimap_classes_from_alpha(alpha), p, fill=IGNORE)
         sample = _pack_instances(
             [(a > 0.5).astype(np.uint8)], [tri], p.out_h, p.out_w, self.min_area
         )
@@ -567,3 +556,112 @@ def collate(samples: list[dict]) -> dict:
     for k in ("masks", "trimaps", "centres", "sizes", "alpha"):
         out[k] = [s[k] for s in samples]
     return out
+
+
+# --------------------------------------------------------------------------- import GT sequences
+
+
+def import_mask_sequence(
+    frames_dir: str | Path,
+    masks_dir: str | Path,
+    out_root: str | Path,
+    name: str,
+    max_frames: int | None = None,
+    max_side: int | None = None,
+    labelled_every: int = 1,
+) -> Path:
+    """Add a video with per-frame GT masks (DAVIS layout: NNNNN.jpg + NNNNN.png) to a dataset.
+
+    Masks may be binary (0/255) or instance-index PNGs (value k = track k). Trimaps come
+    from matting/trimaps.masks_to_trimaps, as the pseudo-labeller makes them, so ground
+    truth sequences and teacher labels train the same way. Frames without a mask, or past
+    `labelled_every`, are written unlabelled (still usable as frame_f / frame_b).
+    """
+    from vidmatte.matting.trimaps import masks_to_trimaps
+
+    frames_dir, masks_dir, out_root = Path(frames_dir), Path(masks_dir), Path(out_root)
+    files = sorted(p for p in frames_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if max_frames:
+        files = files[:max_frames]
+    if not files:
+        raise InputError(f"no frames in {frames_dir}")
+    for sub in ("frames", "masks", "trimaps"):
+        (out_root / sub / name).mkdir(parents=True, exist_ok=True)
+    entries = []
+    w = h = 0
+    for i, fp in enumerate(files):
+        img = read_rgb(fp)
+        if max_side and max(img.shape[:2]) > max_side:
+            s = max_side / max(img.shape[:2])
+            img = cv2.resize(
+                img,
+                (round(img.shape[1] * s), round(img.shape[0] * s)),
+                interpolation=cv2.INTER_AREA,
+            )
+        h, w = img.shape[:2]
+        rel = f"frames/{name}/{i:06d}.jpg"
+        cv2.imwrite(
+            str(out_root / rel),
+            cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
+        entry = {"index": i, "file": rel, "labelled": False, "instances": []}
+        mp = next(
+            (
+                masks_dir / (fp.stem + e)
+                for e in (".png", ".PNG")
+                if (masks_dir / (fp.stem + e)).is_file()
+            ),
+            None,
+        )
+        if mp is not None and i % max(1, labelled_every) == 0:
+            m = cv2.resize(read_grey(mp), (w, h), interpolation=cv2.INTER_NEAREST)
+            ids = [int(v) for v in np.unique(m) if v != 0]
+            binary = ids == [255] or len(ids) == 1
+            masks = np.stack([m > 127] if binary else [m == v for v in ids]) if ids else None
+            if masks is not None:
+                tris = masks_to_trimaps(masks.astype(np.float32))
+                for k, (mk, tr) in enumerate(zip(masks, tris, strict=True)):
+                    tid = 1 if binary else ids[k]
+                    mrel = f"masks/{name}/{i:06d}_t{tid:02d}.png"
+                    trel = f"trimaps/{name}/{i:06d}_t{tid:02d}.png"
+                    cv2.imwrite(str(out_root / mrel), mk.astype(np.uint8) * 255)
+                    cv2.imwrite(str(out_root / trel), tr)
+                    ys, xs = np.nonzero(mk)
+                    entry["instances"].append(
+                        {
+                            "track_id": tid,
+                            "score": 1.0,
+                            "box": [
+                                float(xs.min()),
+                                float(ys.min()),
+                                float(xs.max() + 1),
+                                float(ys.max() + 1),
+                            ],
+                            "mask": mrel,
+                            "trimap": trel,
+                        }
+                    )
+                entry["labelled"] = True
+        entries.append(entry)
+    mpath = out_root / "manifest.json"
+    manifest = (
+        json.loads(mpath.read_text())
+        if mpath.is_file()
+        else {"schema": 1, "teacher": {"name": "ground-truth"}, "settings": {}, "videos": []}
+    )
+    manifest["videos"] = [v for v in manifest["videos"] if v["name"] != name]
+    manifest["videos"].append(
+        {
+            "name": name,
+            "source": str(frames_dir),
+            "fps": 24.0,
+            "width": w,
+            "height": h,
+            "frames": entries,
+        }
+    )
+    tmp = mpath.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(mpath)
+    return out_root

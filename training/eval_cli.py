@@ -114,19 +114,6 @@ def _pair(preds, gts):
     )
 
 
-def _load_pred(seq, keys, shape_of, kind_wanted):
-    import numpy as np
-
-    from vidmatte.training.eval_data import read_map
-
-    out = []
-    for k in keys:
-        m = read_map(seq.files[k])
-        shape = shape_of(k)
-        out.append(_resize_like(m, shape, nearest=seq.kind in ("trimap", "mask")))
-    return [np.asarray(o) for o in out]
-
-
 def evaluate_pair(pred, gt, args, union_of=None) -> tuple[dict, dict]:
     """Metrics of one (prediction, ground truth) pair -> (row, per-frame series)."""
     import numpy as np

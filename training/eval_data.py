@@ -50,7 +50,7 @@ class FrameSeq:
     trimaps: dict[int | str, Path] | None = None
     meta: dict = field(default_factory=dict)
 
-    def keys(self) -> list:
+    def frame_keys(self) -> list:
         return sorted(self.files, key=lambda k: (isinstance(k, str), k))
 
 

@@ -62,9 +62,10 @@ class FlowCache:
                 pass  # a torn file from an interrupted run: recompute
         a = downscale(load(i), self.max_side)
         b = downscale(load(j), self.max_side)
-        flow = np.asarray(_dis_flow(a, b), np.float32)
-        self._save(p, flow.astype(np.float16))
-        return flow
+        flow = np.asarray(_dis_flow(a, b), np.float32).astype(np.float16)
+        self._save(p, flow)
+        # hits and misses return the same (float16-rounded) values: runs are reproducible
+        return flow.astype(np.float32)
 
     def _save(self, p: Path, arr: np.ndarray) -> None:
         try:
@@ -72,6 +73,7 @@ class FlowCache:
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=p.parent)
             with os.fdopen(fd, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared with other users
             os.replace(tmp, p)
         except OSError as e:
             raise OutputError(f"cannot write the flow cache {p.parent}: {e.strerror}") from e

@@ -1,0 +1,166 @@
+"""Run every benchmark: `python -m bench.run_all [--quick] [--out DIR]`.
+
+Imports each bench/bench_*.py, calls its `run(quick) -> dict`, and writes one JSON and one
+Markdown report (machine, torch version, device, each benchmark's table). A benchmark
+that fails is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def discover() -> list[str]:
+    return sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
+
+
+def machine_info() -> dict:
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["device"] = f"cuda: {torch.cuda.get_device_name(0)}"
+        else:
+            info["device"] = "cpu"
+    except Exception as e:  # torch missing or broken: still report the rest
+        info["torch"] = f"unavailable ({e})"
+        info["device"] = "cpu"
+    try:
+        import cv2
+
+        info["opencv"] = cv2.__version__
+    except Exception:
+        pass
+    return info
+
+
+def run_one(name: str, quick: bool) -> dict:
+    t0 = time.perf_counter()
+    try:
+        mod = importlib.import_module(f"bench.{name}")
+        result = mod.run(quick=quick)
+        status = {"status": "ok", "result": result}
+    except Exception as e:
+        status = {
+            "status": "error",
+            "error": f"{type(e).__name__}: {e}".splitlines()[0],
+            "traceback": traceback.format_exc(limit=5),
+        }
+    status["seconds"] = round(time.perf_counter() - t0, 2)
+    return status
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def _rows_of(result) -> list[dict] | None:
+    """A benchmark's table: result['rows'] (list of dicts), a list of dicts, or a flat dict."""
+    if isinstance(result, dict) and isinstance(result.get("rows"), list):
+        return [r for r in result["rows"] if isinstance(r, dict)]
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        return result
+    if isinstance(result, dict):
+        flat = {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
+        return [flat] if flat else None
+    return None
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# vidmatte benchmarks ({report['started']})", ""]
+    lines += ["| key | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
+    lines.append(f"| quick | {report['quick']} |")
+    for name, res in report["benchmarks"].items():
+        lines += ["", f"## {name} ({res['status']}, {res['seconds']} s)", ""]
+        if res["status"] != "ok":
+            lines.append(f"**error:** `{res['error']}`")
+            continue
+        rows = _rows_of(res["result"])
+        if not rows:
+            lines.append("```\n" + json.dumps(res["result"], indent=1, default=str) + "\n```")
+            continue
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small inputs, few repeats")
+    p.add_argument("--out", type=Path, default=Path("bench_results"), help="report folder")
+    p.add_argument("--only", nargs="*", metavar="NAME", help="run only these bench_* modules")
+    args = p.parse_args(argv)
+    if str(BENCH_DIR.parent) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR.parent))
+    names = discover()
+    if args.only:
+        names = [n for n in names if n in args.only or n.removeprefix("bench_") in args.only]
+    report = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine_info(),
+        "benchmarks": {},
+    }
+    for name in names:
+        print(f"== {name}", flush=True)
+        res = run_one(name, args.quick)
+        report["benchmarks"][name] = res
+        print(
+            f"   {res['status']} in {res['seconds']} s"
+            + (f": {res['error']}" if res["status"] != "ok" else ""),
+            flush=True,
+        )
+    stamp = report["started"].replace(":", "").replace("-", "")[:15]
+    jpath, mpath = args.out / f"bench-{stamp}.json", args.out / f"bench-{stamp}.md"
+    _write(jpath, json.dumps(_json_safe(report), indent=2, default=str) + "\n")
+    _write(mpath, markdown(report))
+    print(f"wrote {jpath} and {mpath}")
+    failed = [n for n, r in report["benchmarks"].items() if r["status"] != "ok"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

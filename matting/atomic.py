@@ -1,0 +1,173 @@
+"""Atomic file output: every file is written under a temporary name beside its final one
+and renamed into place, so a crash, a full disk or Ctrl-C never leaves a half-written file
+under a final name (and a resumed export can trust every file it finds).
+
+Temporary names are hidden and carry the writer's pid: `.NAME.tmp-PID-RANDOM`. Leftovers
+of dead processes are removed by `clean_stale_temps` when an export (re)starts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from vidmatte.models.errors import OutputError
+
+TMP_MARK = ".tmp-"
+_TMP_RE = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+$")
+RESERVE_BYTES = 32 * 1024 * 1024  # keep this much free beyond any estimate
+
+
+def temp_path(path: str | Path) -> Path:
+    """A hidden, unique temporary name beside `path` (same folder, so rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_temp_name(name: str) -> bool:
+    return _TMP_RE.match(name) is not None
+
+
+def output_error(exc: BaseException, path: str | Path, action: str = "writing") -> OutputError:
+    """Turn an OSError (or FFmpeg's errno-carrying errors) into a one-line OutputError."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        msg = f"disk full while {action} {path}"
+    elif code in (errno.EACCES, errno.EPERM):
+        msg = f"permission denied while {action} {path}"
+    elif code == errno.EROFS:
+        msg = f"read-only file system: cannot write {path}"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        msg = f"error while {action} {path}: {str(reason).splitlines()[0]}"
+    return OutputError(msg)
+
+
+def _unlink_quiet(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """Rename a finished temporary file into place (atomic, replaces an existing file)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quiet(Path(tmp))
+        raise output_error(e, path, "finalising") from None
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write `data` to `path` atomically. `fsync=True` also survives power loss (slower;
+    used for the manifest, not for every frame)."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as e:
+        _unlink_quiet(tmp)
+        raise output_error(e, path) from None
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    commit(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it is renamed to `path`, on any
+    error it is removed and the final name is left untouched."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+    except OSError as e:
+        _unlink_quiet(tmp)
+        raise output_error(e, path) from None
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    commit(tmp, path)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def free_bytes(path: str | Path) -> int:
+    return shutil.disk_usage(_existing_ancestor(Path(path))).free
+
+
+def check_free_space(path: str | Path, needed_bytes: int) -> None:
+    """Raise OutputError if the file system holding `path` (or its nearest existing parent)
+    has less than `needed_bytes` plus a small reserve free."""
+    anchor = _existing_ancestor(Path(path))
+    try:
+        free = shutil.disk_usage(anchor).free
+    except OSError as e:
+        raise output_error(e, path, "checking free space for") from None
+    if free < int(needed_bytes) + RESERVE_BYTES:
+        raise OutputError(
+            f"not enough free space for {path}: about {_human(needed_bytes)} needed, "
+            f"{_human(free)} free on {anchor}"
+        )
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path) -> int:
+    """Remove temporary files left in `folder` by processes that no longer run."""
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for entry in folder.iterdir():
+        m = _TMP_RE.match(entry.name)
+        if m and entry.is_file() and not _pid_alive(int(m.group(1))):
+            _unlink_quiet(entry)
+            removed += 1
+    return removed
+
+
+def make_dirs(path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(e, path, "creating") from None
+    return path

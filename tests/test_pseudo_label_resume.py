@@ -1,0 +1,133 @@
+"""`vidmatte-train pseudo-label` end to end on a short real cut of the three dancers:
+dataset layout and manifest, track IDs, preview, resume after an interruption (same result
+as a straight run), settings mismatch refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vidmatte.matting.video import open_video
+from vidmatte.training.cli import main as train_main
+from vidmatte.training.datasets import read_manifest
+
+EVERY, WINDOW, N = 5, 1, 28
+
+
+@pytest.fixture(scope="module")
+def cut(videos_dir: Path, tmp_path_factory) -> Path:
+    """The first N frames of the dancers clip as a frame folder at 480×270."""
+    d = tmp_path_factory.mktemp("dancers")
+    with open_video(videos_dir / "maggie_three_dancers.mp4") as r:
+        for f in r.frames(0, N):
+            small = cv2.resize(f.rgb, (480, 270), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(d / f"{f.index:04d}.png"), small[..., ::-1])
+    return d
+
+
+def label(cut: Path, out: Path, shared_weights: Path, *extra: str) -> int:
+    argv = ["pseudo-label", str(cut), "--out", str(out), "--teacher-dir", str(shared_weights)]
+    argv += ["--every", str(EVERY), "--window", str(WINDOW), *extra]
+    return train_main(argv)
+
+
+@pytest.fixture(scope="module")
+def straight(cut, shared_weights, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("straight") / "ds"
+    assert label(cut, out, shared_weights, "--preview") == 0
+    return out
+
+
+def test_layout_and_manifest(straight, cut, capsys):
+    m = json.loads((straight / "manifest.json").read_text())
+    assert m["schema"] == 1 and m["teacher"]["name"].startswith("yolox")
+    assert m["settings"]["every"] == EVERY and m["settings"]["window"] == WINDOW
+    (v,) = m["videos"]
+    assert v["name"] == cut.name and (v["width"], v["height"]) == (480, 270) and v["fps"] > 0
+    idx = [f["index"] for f in v["frames"]]
+    assert idx == sorted(idx)
+    labelled = [f for f in v["frames"] if f["labelled"]]
+    assert [f["index"] for f in labelled] == list(range(EVERY // 2, N, EVERY))
+    for f in v["frames"]:
+        assert (straight / f["file"]).is_file()
+        assert f["file"] == f"frames/{v['name']}/{f['index']:06d}.jpg"
+        near = min(abs(f["index"] - g["index"]) for g in labelled)
+        assert near <= WINDOW  # only labelled frames and their neighbours are kept
+        if not f["labelled"]:
+            assert f["instances"] == []
+    for f in labelled:
+        ids = sorted(i["track_id"] for i in f["instances"])
+        assert ids == [1, 2, 3], (f["index"], ids)
+        for i in f["instances"]:
+            assert i["mask"] == f"masks/{v['name']}/{f['index']:06d}_t{i['track_id']:02d}.png"
+            mask = cv2.imread(str(straight / i["mask"]), cv2.IMREAD_GRAYSCALE)
+            tri = cv2.imread(str(straight / i["trimap"]), cv2.IMREAD_GRAYSCALE)
+            assert mask.shape == tri.shape == (270, 480)
+            assert set(np.unique(mask)) == {0, 255} and set(np.unique(tri)) == {0, 128, 255}
+            assert (mask[tri == 255] == 255).all()
+            assert 0.5 < i["score"] <= 1 and len(i["box"]) == 4
+    # the same dancer keeps her ID: her box centre moves little between labelled frames
+    cx = {}
+    for f in labelled:
+        for i in f["instances"]:
+            cx.setdefault(i["track_id"], []).append((i["box"][0] + i["box"][2]) / 2)
+    assert all(np.abs(np.diff(x)).max() < 40 for x in cx.values()), cx
+    # the training side reads it
+    (entry,) = read_manifest(straight)
+    assert sum(f.labelled for f in entry.frames) == len(labelled)
+    # preview contact sheet
+    prev = cv2.imread(str(straight / "preview.png"))
+    assert prev is not None and prev.shape[1] >= 4 * 300
+
+
+def test_interrupted_run_resumes_to_the_same_dataset(
+    straight, cut, shared_weights, tmp_path, capsys
+):
+    out = tmp_path / "ds"
+    assert label(cut, out, shared_weights, "--max-frames", "14") == 0
+    part = json.loads((out / "manifest.json").read_text())["videos"][0]
+    assert part["complete"] is False
+    done = [f["index"] for f in part["frames"] if f["labelled"]]
+    assert done and max(done) < 14
+    err = capsys.readouterr().err
+    assert "ETA" in err  # progress on stderr
+    # lose the last labelled frame's outputs too, as a crash might
+    last = max(done)
+    for p in (out / "masks" / cut.name).glob(f"{last:06d}_*"):
+        p.unlink()
+    assert label(cut, out, shared_weights) == 0
+    a = json.loads((straight / "manifest.json").read_text())
+    b = json.loads((out / "manifest.json").read_text())
+    assert b["videos"][0]["complete"] is True
+    assert a["videos"][0]["frames"] == b["videos"][0]["frames"]  # same files, ids, scores
+    for f in a["videos"][0]["frames"]:
+        for i in f["instances"]:
+            for key in ("mask", "trimap"):
+                x = cv2.imread(str(straight / i[key]), cv2.IMREAD_GRAYSCALE)
+                y = cv2.imread(str(out / i[key]), cv2.IMREAD_GRAYSCALE)
+                assert y is not None and (x == y).all()
+    # a finished dataset reruns as a no-op
+    mtime = (out / "parts" / f"{cut.name}.json").stat().st_mtime_ns
+    assert label(cut, out, shared_weights) == 0
+    assert (out / "parts" / f"{cut.name}.json").stat().st_mtime_ns == mtime
+    # other settings on the same dataset are refused with a one-line usage error
+    assert label(cut, out, shared_weights, "--max-side", "320") == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line(cut, tmp_path, shared_weights, capsys, monkeypatch):
+    monkeypatch.delenv("VIDMATTE_TEACHER_DIR", raising=False)
+    assert train_main(["pseudo-label", str(cut), "--out", str(tmp_path / "a")]) == 5
+    assert (
+        train_main(["pseudo-label", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "b")]) == 3
+    )
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("mine")
+    assert label(cut, tmp_path / "c", shared_weights) == 6
+    assert label(cut, tmp_path / "d", shared_weights, "--every", "0") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(e.startswith("vidmatte-train: error: ") for e in err)

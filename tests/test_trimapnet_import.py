@@ -1,0 +1,178 @@
+"""Import of official AdelaiDet SOLOv2 checkpoints, built from the official key names/shapes.
+
+The state dict below is written from AdelaiDet's adet/modeling/solov2/solov2.py
+(SOLOv2InsHead, SOLOv2MaskHead) and detectron2's ResNet/FPN naming, independently of our
+modules, so a renamed or reshaped parameter on our side fails here.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from vidmatte.models.errors import WeightsError
+from vidmatte.models.solov2_import import (
+    load_adelaidet_solov2,
+    map_adelaidet_keys,
+    model_from_adelaidet_state,
+    safe_torch_load,
+    trimap_from_binary,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _bn(d, prefix, c, g):
+    d[f"{prefix}.weight"] = 1 + 0.1 * torch.randn(c, generator=g)
+    d[f"{prefix}.bias"] = 0.1 * torch.randn(c, generator=g)
+    d[f"{prefix}.running_mean"] = 0.1 * torch.randn(c, generator=g)
+    d[f"{prefix}.running_var"] = 1 + torch.rand(c, generator=g)
+
+
+def official_solov2_r50_state(seed=0) -> dict[str, torch.Tensor]:
+    """Keys and shapes of AdelaiDet's SOLOv2_R50_3x (detectron2 R-50-FPN, FrozenBN)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def w(*shape):
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return torch.randn(*shape, generator=g) / fan_in**0.5
+
+    d = {}
+    bb = "backbone.bottom_up"
+    d[f"{bb}.stem.conv1.weight"] = w(64, 3, 7, 7)
+    _bn(d, f"{bb}.stem.conv1.norm", 64, g)
+    cin = 64
+    for stage, (n, mid) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True), 2):
+        out = mid * 4
+        for i in range(n):
+            p = f"{bb}.res{stage}.{i}"
+            if i == 0:
+                d[f"{p}.shortcut.weight"] = w(out, cin, 1, 1)
+                _bn(d, f"{p}.shortcut.norm", out, g)
+            d[f"{p}.conv1.weight"] = w(mid, cin if i == 0 else out, 1, 1)
+            _bn(d, f"{p}.conv1.norm", mid, g)
+            d[f"{p}.conv2.weight"] = w(mid, mid, 3, 3)
+            _bn(d, f"{p}.conv2.norm", mid, g)
+            d[f"{p}.conv3.weight"] = w(out, mid, 1, 1)
+            _bn(d, f"{p}.conv3.norm", out, g)
+        cin = out
+    for lvl, c in zip((2, 3, 4, 5), (256, 512, 1024, 2048), strict=True):
+        d[f"backbone.fpn_lateral{lvl}.weight"] = w(256, c, 1, 1)
+        d[f"backbone.fpn_lateral{lvl}.bias"] = 0.01 * torch.randn(256, generator=g)
+        d[f"backbone.fpn_output{lvl}.weight"] = w(256, 256, 3, 3)
+        d[f"backbone.fpn_output{lvl}.bias"] = 0.01 * torch.randn(256, generator=g)
+    for tower, first_in in (("cate_tower", 256), ("kernel_tower", 258)):
+        for i in range(4):
+            d[f"ins_head.{tower}.{3 * i}.weight"] = w(512, first_in if i == 0 else 512, 3, 3)
+            d[f"ins_head.{tower}.{3 * i + 1}.weight"] = 1 + 0.1 * torch.randn(512, generator=g)
+            d[f"ins_head.{tower}.{3 * i + 1}.bias"] = 0.1 * torch.randn(512, generator=g)
+    d["ins_head.cate_pred.weight"] = w(80, 512, 3, 3)
+    d["ins_head.cate_pred.bias"] = torch.full((80,), -2.0)
+    d["ins_head.kernel_pred.weight"] = w(256, 512, 3, 3)
+    d["ins_head.kernel_pred.bias"] = 0.01 * torch.randn(256, generator=g)
+    for lvl in range(4):
+        for j in range(max(1, lvl)):
+            cin = (258 if lvl == 3 else 256) if j == 0 else 128
+            p = f"mask_head.convs_all_levels.{lvl}.conv{j}"
+            d[f"{p}.0.weight"] = w(128, cin, 3, 3)
+            d[f"{p}.1.weight"] = 1 + 0.1 * torch.randn(128, generator=g)
+            d[f"{p}.1.bias"] = 0.1 * torch.randn(128, generator=g)
+    d["mask_head.conv_pred.0.weight"] = w(256, 128, 1, 1)
+    d["mask_head.conv_pred.1.weight"] = torch.ones(256)
+    d["mask_head.conv_pred.1.bias"] = torch.zeros(256)
+    return d
+
+
+def test_key_mapping_places_every_tensor():
+    state = official_solov2_r50_state()
+    mapped = map_adelaidet_keys(state)
+    assert len(mapped) == len(state)
+    assert torch.equal(
+        mapped["backbone.body.conv1.weight"], state["backbone.bottom_up.stem.conv1.weight"]
+    )
+    assert torch.equal(
+        mapped["backbone.body.layer3.0.downsample.1.running_var"],
+        state["backbone.bottom_up.res4.0.shortcut.norm.running_var"],
+    )
+    assert torch.equal(
+        mapped["backbone.body.layer4.2.bn3.bias"],
+        state["backbone.bottom_up.res5.2.conv3.norm.bias"],
+    )
+    assert torch.equal(mapped["fpn.output.3.weight"], state["backbone.fpn_output5.weight"])
+    with pytest.raises(WeightsError, match="unexpected key"):
+        map_adelaidet_keys({"roi_heads.box_predictor.weight": torch.zeros(1)})
+
+
+def test_official_state_loads_into_binary_r50_and_runs(tmp_path):
+    state = official_solov2_r50_state()
+    # detectron2 checkpoints: {"model": numpy arrays} pickled; weights_only must read it.
+    path = tmp_path / "SOLOv2_R50_3x.pth"
+    torch.save({"model": {k: v.numpy() for k, v in state.items()}, "__author__": "d2"}, path)
+    model = load_adelaidet_solov2(path)
+    cfg = model.config
+    assert (cfg.backbone, cfg.mode, cfg.num_classes, cfg.colour_order) == (
+        "resnet50",
+        "binary",
+        80,
+        "BGR",
+    )
+    assert cfg.pixel_std == (1.0, 1.0, 1.0) and cfg.stride_in_1x1
+    assert model.backbone.body.layer2[0].conv1.stride == (2, 2)
+    assert model.backbone.body.layer2[0].conv2.stride == (1, 1)
+    sd = model.state_dict()
+    for k, v in map_adelaidet_keys(state).items():
+        assert torch.equal(sd[k], v), k
+    # BGR on the 0..255 scale with detectron2's mean, std 1
+    x = torch.rand(1, 3, 64, 64)
+    pre = model.preprocess(x)
+    assert torch.allclose(pre[0, 0], x[0, 2] * 255 - 103.53, atol=1e-4)
+    with torch.no_grad():
+        cates, kernels, feats = model.features(x)
+    assert [c.shape[-1] for c in cates] == [40, 36, 24, 16, 12] and cates[0].shape[1] == 80
+    assert kernels[0].shape[1] == 256 and feats.shape == (1, 256, 16, 16)
+
+
+def test_trimap_from_binary_keeps_person_scores_and_mask_odds():
+    torch.manual_seed(0)
+    binary = model_from_adelaidet_state(official_solov2_r50_state())
+    tri = trimap_from_binary(binary)
+    assert tri.config.mode == "trimap" and tri.config.num_classes == 1
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        cb, kb, fb = binary.features(x)
+        ct, kt, ft = tri.features(x)
+    assert torch.allclose(ct[0], cb[0][:, :1], atol=1e-5)  # person row
+    z = torch.einsum("e,ehw->hw", kb[2][0, :, 3, 4], fb[0])
+    lt = torch.einsum("ce,ehw->chw", kt[2][0, :, 3, 4].view(3, -1), ft[0])
+    lt = lt + tri.mask_logit_bias.view(3, 1, 1)
+    p = lt.softmax(0)
+    assert torch.allclose(p[2] / p[0], z.exp(), rtol=1e-3)  # P(fg)/P(bg) = binary odds
+    assert float(p[1].max()) < 1 / 3 + 1e-3  # "unknown" starts low
+
+
+def test_refuses_what_weights_only_refuses(tmp_path, capsys):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("payload ran",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"x": Payload()}}, path)
+    with pytest.raises(WeightsError, match="cannot be loaded safely") as e:
+        load_adelaidet_solov2(path)
+    assert "\n" not in str(e.value)
+    assert "payload ran" not in capsys.readouterr().out
+    obj = tmp_path / "objects.pth"
+    torch.save({"model": {"x": np.array([object()], dtype=object)}}, obj)
+    with pytest.raises(WeightsError):
+        safe_torch_load(obj)
+    with pytest.raises(WeightsError, match="not found"):
+        safe_torch_load(tmp_path / "nope.pth")
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(WeightsError):
+        load_adelaidet_solov2(bad)
