@@ -224,7 +224,9 @@ class ExportDialog(QDialog):
 
     def _on_aborted(self) -> None:
         self.status.setStyleSheet("color: #b07000")
-        self.status.setText("Export cancelled; files written so far are kept (tick Replace to redo).")
+        self.status.setText(
+            "Export cancelled; files written so far are kept (tick Replace to redo)."
+        )
 
     def _fail(self, message: str) -> None:
         self.status.setStyleSheet("color: #c0392b")

@@ -62,7 +62,8 @@ class PeoplePanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.tree.setColumnWidth(COL_NAME, 170)
         self.tree.setColumnWidth(COL_FRAMES, 80)
@@ -81,7 +82,9 @@ class PeoplePanel(QWidget):
         self.delete_button = QPushButton("Delete", self)
         self.rename_button.setToolTip("Rename the selected person (F2)")
         self.merge_button.setToolTip("Two selected people are one person: join them")
-        self.split_button.setToolTip("From the current frame on, the selected person is someone else")
+        self.split_button.setToolTip(
+            "From the current frame on, the selected person is someone else"
+        )
         self.delete_button.setToolTip("Remove the selected person from the results")
         self.rename_button.clicked.connect(self._rename_selected)
         self.merge_button.clicked.connect(self.merge_selected)
@@ -114,8 +117,12 @@ class PeoplePanel(QWidget):
                 item.setFlags(flags)
                 vis = t.id not in self.session.hidden
                 exp = t.id not in self.session.skip_export
-                item.setCheckState(COL_VISIBLE, Qt.CheckState.Checked if vis else Qt.CheckState.Unchecked)
-                item.setCheckState(COL_EXPORT, Qt.CheckState.Checked if exp else Qt.CheckState.Unchecked)
+                item.setCheckState(
+                    COL_VISIBLE, Qt.CheckState.Checked if vis else Qt.CheckState.Unchecked
+                )
+                item.setCheckState(
+                    COL_EXPORT, Qt.CheckState.Checked if exp else Qt.CheckState.Unchecked
+                )
                 if t.id in keep:
                     item.setSelected(True)
         n = self.tree.topLevelItemCount()

@@ -58,6 +58,8 @@ def fit_image(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def trimap_overlay(rgb: np.ndarray, layers: list[Layer]) -> np.ndarray:
+    if not layers:
+        return rgb  # nothing found (yet): the plain frame
     out = rgb.astype(np.float32) * 0.6  # dim the frame so colours read clearly
     for layer in layers:
         c = np.asarray(layer.colour, np.float32)

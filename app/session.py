@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmatte.matting.tracks import TrackStore, TrackInfo
+from vidmatte.matting.tracks import TrackInfo, TrackStore
 from vidmatte.models.errors import UsageError
 
 THUMB = 64  # thumbnail side in pixels
@@ -358,7 +358,12 @@ def export_job(
     meter = RateMeter(end - start)
     with open_video(path) as reader:
         exporter = Exporter(
-            Path(out_dir), reader.info, config, start=start, end=end, settings=settings,
+            Path(out_dir),
+            reader.info,
+            config,
+            start=start,
+            end=end,
+            settings=settings,
             model=model or {},
         )
         try:

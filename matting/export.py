@@ -28,6 +28,8 @@ from vidmatte.matting.pipeline import FrameResult
 from vidmatte.models import __version__
 from vidmatte.models.errors import OutputError
 
+CONTAINER_FORMATS = ("prores", "webm", "ffv1")
+
 
 def person_name(track_id: int) -> str:
     return f"person_{track_id:02d}"
@@ -72,6 +74,8 @@ class Exporter:
         self._stats: dict[int, _TrackStats] = {}
         self._composite = None
         self._last_index = self.start - 1
+        self._pts: dict[int, float] = {}  # every processed frame's time, for gap frames
+        self._container = self.config.fmt in CONTAINER_FORMATS
         self._prepare_dir()
         self._write_manifest(complete=False)
 
@@ -146,7 +150,7 @@ class Exporter:
                 resume=self.config.resume,
             )
             self._writers[tid] = w
-            if self.config.fmt in ("prores", "webm", "ffv1"):
+            if self._container:
                 self._fill(tid, w, self.start, frame_index)
         return w
 
@@ -157,12 +161,13 @@ class Exporter:
         zeros = np.zeros((self.info.height, self.info.width), np.uint8)
         for i in range(first, stop):
             if not w.done(i):
-                w.write(i, zeros)
+                w.write(i, zeros, pts=self._pts.get(i))
         self._last_written[tid] = stop - 1
 
     def write(self, result: FrameResult) -> None:
         index = result.frame.index
         self._last_index = index
+        self._pts[index] = result.frame.pts
         union = None
         for tid, person in result.people.items():
             if not self._wanted(tid):
@@ -178,7 +183,9 @@ class Exporter:
             if last is not None and last < index - 1:
                 self._fill(tid, w, last + 1, index)
             if person.alpha is not None:
-                w.write(index, person.alpha)
+                # containers carry the source colour too: a ready RGBA cut-out for editors
+                rgb = result.frame.rgb if self._container else None
+                w.write(index, person.alpha, pts=result.frame.pts, rgb=rgb)
                 union = person.alpha if union is None else np.maximum(union, person.alpha)
             self._last_written[tid] = index
             if self.config.save_trimaps:
@@ -188,6 +195,10 @@ class Exporter:
                 if not (self.config.resume and path.is_file()):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     write_trimap_png(path, person.trimap)
+        if self._container:  # keep every open container in step, frame by frame
+            for tid, w in self._writers.items():
+                if tid not in result.people and self._last_written.get(tid, -1) < index:
+                    self._fill(tid, w, self._last_written.get(tid, self.start - 1) + 1, index + 1)
         if self.config.composite:
             self._write_composite(result, union)
 
@@ -236,7 +247,7 @@ class Exporter:
 
     def close(self, names: dict[int, str] | None = None) -> Path:
         """Finalise every file and write the complete manifest; returns its path."""
-        if self.config.fmt in ("prores", "webm", "ffv1"):
+        if self._container:
             for tid, w in self._writers.items():
                 last = self._last_written.get(tid, self.start - 1)
                 self._fill(tid, w, last + 1, self._last_index + 1)

@@ -22,6 +22,7 @@ from vidmatte.models.trimapnet import (
     PostprocessConfig,
     TrimapNet,
     TrimapNetConfig,
+    empty_model,
     load_state_strict,
 )
 
@@ -182,7 +183,7 @@ def official_config(state: dict[str, Tensor]) -> TrimapNetConfig:
 
 def model_from_adelaidet_state(state: dict[str, Tensor], source: str = "state") -> TrimapNet:
     cfg = official_config(state)
-    model = TrimapNet(cfg)
+    model = empty_model(cfg)
     mapped = map_adelaidet_keys(state)
     mapped["mask_logit_bias"] = torch.zeros_like(model.mask_logit_bias)
     load_state_strict(model, mapped, source)

@@ -472,11 +472,24 @@ class TrimapNet(nn.Module):
                 f"{folder} holds a {cfg.get('architecture')!r} model, not {ARCHITECTURE!r}"
             )
         try:
-            model = cls(TrimapNetConfig.from_dict(dict(cfg.get("arch") or {})))
+            config = TrimapNetConfig.from_dict(dict(cfg.get("arch") or {}))
         except (TypeError, ValueError) as e:
             raise WeightsError(f"{folder}/config.json: bad 'arch' entry ({e})") from None
+        model = empty_model(config)
         load_state_strict(model, state, str(folder))
         return model.to(device).eval()
+
+
+def empty_model(config: TrimapNetConfig) -> TrimapNet:
+    """A TrimapNet with uninitialised storage, for loading: built on the meta device, so
+    the random initialisation of ~50M parameters (seconds on a CPU) is skipped. Every
+    parameter and persistent buffer must then come from a strict state-dict load."""
+    with torch.device("meta"):
+        model = TrimapNet(config)
+    model.to_empty(device="cpu")
+    model.pixel_mean = torch.tensor(config.pixel_mean).view(1, 3, 1, 1)
+    model.pixel_std = torch.tensor(config.pixel_std).view(1, 3, 1, 1)
+    return model
 
 
 def load_state_strict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:

@@ -154,3 +154,21 @@ def test_exit_codes(tmp_path, shared_weights):
     (tmp_path / "busy" / "keep.txt").write_text("mine")
     r = run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "busy"), *teacher])
     assert r.returncode == 6 and (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+
+
+def test_lossless_container_matches_png_sequence(tmp_path, shared_weights):
+    """FFV1 spans the processed range frame for frame, with the same alpha as the PNGs."""
+    from vidmatte.matting.writers import read_alpha
+
+    args = ["--teacher-dir", str(shared_weights), "--end", "4", "--quiet"]
+    assert main([str(SAMPLE_CLIP), "--out", str(tmp_path / "png"), *args]) == 0
+    assert main([str(SAMPLE_CLIP), "--out", str(tmp_path / "mkv"), *args, "--format", "ffv1"]) == 0
+    import cv2
+
+    man = json.loads((tmp_path / "mkv" / "manifest.json").read_text())
+    (track,) = man["tracks"]
+    frames = list(read_alpha(tmp_path / "mkv" / track["alpha"]))
+    assert len(frames) == 4
+    for i, f in enumerate(frames):
+        png = cv2.imread(str(tmp_path / "png" / "person_01" / "alpha" / f"{i:06d}.png"), 0)
+        assert np.array_equal(np.asarray(f.alpha), png), i

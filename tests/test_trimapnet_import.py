@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vidmatte.models.errors import WeightsError
+from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 from vidmatte.models.solov2_import import (
     load_adelaidet_solov2,
     map_adelaidet_keys,
@@ -110,9 +111,8 @@ def test_key_mapping_places_every_tensor():
 
 def test_official_state_loads_into_binary_r50_and_runs(tmp_path):
     state = official_solov2_r50_state()
-    # detectron2 checkpoints: {"model": numpy arrays} pickled; weights_only must read it.
     path = tmp_path / "SOLOv2_R50_3x.pth"
-    torch.save({"model": {k: v.numpy() for k, v in state.items()}, "__author__": "d2"}, path)
+    torch.save({"model": state, "__author__": "d2", "iteration": 1}, path)
     model = load_adelaidet_solov2(path)
     cfg = model.config
     assert (cfg.backbone, cfg.mode, cfg.num_classes, cfg.colour_order) == (
@@ -131,15 +131,23 @@ def test_official_state_loads_into_binary_r50_and_runs(tmp_path):
     x = torch.rand(1, 3, 64, 64)
     pre = model.preprocess(x)
     assert torch.allclose(pre[0, 0], x[0, 2] * 255 - 103.53, atol=1e-4)
-    with torch.no_grad():
-        cates, kernels, feats = model.features(x)
-    assert [c.shape[-1] for c in cates] == [40, 36, 24, 16, 12] and cates[0].shape[1] == 80
-    assert kernels[0].shape[1] == 256 and feats.shape == (1, 256, 16, 16)
+    with torch.no_grad():  # the instance head costs ~70 GMAC at any input size: not run here
+        p = model.fpn(model.backbone(pre))
+        feats = model.mask_head(p[:4])
+    assert [tuple(f.shape[-2:]) for f in p] == [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    assert feats.shape == (1, 256, 16, 16)
 
 
 def test_trimap_from_binary_keeps_person_scores_and_mask_odds():
     torch.manual_seed(0)
-    binary = model_from_adelaidet_state(official_solov2_r50_state())
+    cfg = TrimapNetConfig(
+        mode="binary", fpn_channels=32, ins_channels=32, num_instance_convs=2,
+        mask_channels=32, num_masks=32, num_grids=(12, 10, 8, 6, 4),
+    )  # fmt: skip
+    binary = TrimapNet(cfg).eval()
+    with torch.no_grad():
+        binary.ins_head.kernel_pred.weight.mul_(30)  # logits of a trained model's magnitude
+        binary.mask_logit_bias.fill_(0.3)
     tri = trimap_from_binary(binary)
     assert tri.config.mode == "trimap" and tri.config.num_classes == 1
     x = torch.rand(1, 3, 64, 96)
@@ -147,12 +155,22 @@ def test_trimap_from_binary_keeps_person_scores_and_mask_odds():
         cb, kb, fb = binary.features(x)
         ct, kt, ft = tri.features(x)
     assert torch.allclose(ct[0], cb[0][:, :1], atol=1e-5)  # person row
-    z = torch.einsum("e,ehw->hw", kb[2][0, :, 3, 4], fb[0])
+    z = torch.einsum("e,ehw->hw", kb[2][0, :, 3, 4], fb[0]) + binary.mask_logit_bias
     lt = torch.einsum("ce,ehw->chw", kt[2][0, :, 3, 4].view(3, -1), ft[0])
     lt = lt + tri.mask_logit_bias.view(3, 1, 1)
     p = lt.softmax(0)
     assert torch.allclose(p[2] / p[0], z.exp(), rtol=1e-3)  # P(fg)/P(bg) = binary odds
-    assert float(p[1].max()) < 1 / 3 + 1e-3  # "unknown" starts low
+    assert float(p[1].max().detach()) < 1 / 3 + 1e-3  # "unknown" starts low
+
+
+def test_numpy_checkpoints_are_read(tmp_path):
+    # detectron2 .pth files may hold {"model": numpy arrays}; weights_only must read them.
+    state = {"ins_head.cate_pred.bias": np.full(80, -2.0, np.float32), "n": np.arange(3)}
+    path = tmp_path / "np.pth"
+    torch.save({"model": state, "__author__": "d2"}, path)
+    out = safe_torch_load(path)
+    assert out["ins_head.cate_pred.bias"].dtype == torch.float32
+    assert torch.equal(out["n"], torch.arange(3))
 
 
 def test_refuses_what_weights_only_refuses(tmp_path, capsys):
