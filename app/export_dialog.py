@@ -215,9 +215,10 @@ class ExportDialog(QDialog):
     def _on_finished(self, summary: ExportSummary) -> None:
         self.summary = summary
         names = ", ".join(t["name"] for t in summary.tracks) or "nobody"
+        n = len(summary.tracks)
         self.status.setStyleSheet("color: #2a8c2a")
         self.status.setText(
-            f"Exported {len(summary.tracks)} people ({names}), {summary.frames} frames in "
+            f"Exported {n} {'person' if n == 1 else 'people'} ({names}), {summary.frames} frames in "
             f"{summary.seconds:.1f} s to {summary.out_dir}"
         )
         self.open_button.setVisible(True)

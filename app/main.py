@@ -90,9 +90,10 @@ def _smoke_test(app, window, out: Path) -> int:
     ok = pixmap.save(str(out))
     img = pixmap.toImage()
     colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    title = window.windowTitle()
     window.close()
     print(f"{PROG}: smoke test: {img.width()}x{img.height()} screen, {len(colours)} colours, "
-          f"platform {app.platformName()}, saved {out}")  # fmt: skip
+          f"platform {app.platformName()}, window {title!r}, saved {out}")  # fmt: skip
     return 0 if ok and len(colours) > 8 else 1
 
 

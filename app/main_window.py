@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
         self.progress_label = QLabel("", self)
+        self.progress_label.setMinimumWidth(260)
         self.statusBar().addPermanentWidget(self.progress_label)
         self.statusBar().addPermanentWidget(self.progress)
         self._build_actions()
@@ -330,6 +331,7 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)  # busy until the first frame (model loading)
         self.progress.setVisible(True)
         self.progress_label.setText("loading models…")
+        self.statusBar().showMessage("Processing… (Esc cancels; results so far are kept)")
         self.worker.start()
         self._update_actions()
         return True
@@ -363,7 +365,7 @@ class MainWindow(QMainWindow):
         if self._follow:
             self._programmatic_seek = True
             try:
-                self.session._frame_cache = (item.index, item.rgb)
+                self.session.remember_frame(item.index, item.rgb)
                 if self.timeline.frame == item.index:
                     self.refresh_frame()
                 else:
@@ -378,8 +380,9 @@ class MainWindow(QMainWindow):
         fps = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
         n = len(self.session.store)
         self.statusBar().showMessage(
-            f"Processed {summary.frames} frames in {summary.seconds:.1f} s ({fps:.1f} fps); "
-            f"{n} {'person' if n == 1 else 'people'} found",
+            f"Processed {summary.frames} frames in {summary.seconds:.1f} s ({fps:.1f} fps"
+            + (f", models loaded in {summary.load_s:.1f} s" if summary.load_s > 0.5 else "")
+            + f"); {n} {'person' if n == 1 else 'people'} found",
         )
         if n == 0:
             self.preview_message_if_empty()
@@ -399,9 +402,11 @@ class MainWindow(QMainWindow):
         if isinstance(e, WeightsError):
             self.show_banner(f"{msg}\n{WEIGHTS_HINT}")
             self.last_error = msg
+            self.people.refresh("Models are missing: see the message above the preview.")
         else:
             self.show_error(msg)
-        self.people.refresh("Processing failed: " + msg)
+            self.people.refresh("Processing failed: " + msg)
+        self.statusBar().showMessage("Processing failed")
 
     def _on_process_aborted(self) -> None:
         done = self.session.processed if self.session else None

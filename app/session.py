@@ -84,6 +84,7 @@ class ProcessSummary:
     start: int
     end: int
     describe: dict[str, Any] = field(default_factory=dict)
+    load_s: float = 0.0  # model loading (0 when the models were already loaded)
 
 
 @dataclass
@@ -173,6 +174,10 @@ class Session:
         rgb = self.reader.read(index).rgb
         self._frame_cache = (index, rgb)
         return rgb
+
+    def remember_frame(self, index: int, rgb: np.ndarray) -> None:
+        """A frame already decoded elsewhere (processing): showing it costs no decode."""
+        self._frame_cache = (index, rgb)
 
     def people_at(self, index: int) -> dict[int, CachedPerson]:
         """Edited track id -> cached arrays of everyone recorded in this frame."""
@@ -284,9 +289,11 @@ def process_job(
     from vidmatte.matting.progress import Progress
     from vidmatte.matting.video import open_video
 
-    t0 = time.perf_counter()
+    t_load = time.perf_counter()
     yield Progress(0, None, 0.0, None, 0.0, stage="loading models")
     pipe = load_pipeline(settings)
+    t0 = time.perf_counter()
+    load_s = t0 - t_load
     last: list[Progress] = []
     frames = 0
     with open_video(path) as reader:
@@ -312,7 +319,8 @@ def process_job(
                 p.stage = "processing"
                 last.clear()
                 yield p
-    return ProcessSummary(frames, time.perf_counter() - t0, start, end, pipe.describe())
+    seconds = time.perf_counter() - t0
+    return ProcessSummary(frames, seconds, start, end, pipe.describe(), load_s)
 
 
 def export_job(

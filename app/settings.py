@@ -90,7 +90,8 @@ class AppSettings:
                 continue
             try:
                 if isinstance(default, list):
-                    value = [str(x) for x in raw] if isinstance(raw, list) else [str(raw)]
+                    items = raw if isinstance(raw, list) else [raw]
+                    value = [str(x) for x in items if x not in (None, "")]
                 elif isinstance(default, bool):
                     value = str(raw).lower() in ("1", "true", "yes")
                 elif isinstance(default, int):

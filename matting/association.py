@@ -16,9 +16,10 @@ Decisions worth knowing:
   track's *predicted* centre (constant velocity, an EMA of centre displacement per frame),
   size is the mean sqrt(box area) of the two. Masks are also shifted by the predicted
   motion before the IoU, so two people crossing keep their identities.
-- IoU is computed on masks reduced so their long side is at most `mask_side` (160 px):
-  area-averaged, then thresholded at 0.5. At 4K this makes IoU ~500x cheaper and it is
-  precise enough to tell people apart; tracks keep only these small masks.
+- IoU is computed on masks reduced so their long side is at most `mask_side` (160 px),
+  then thresholded at 0.5: area-averaged on GPU; on CPU sampled at the reduced pixels'
+  centres, so the cost no longer grows with the input (4K costs what 160x90 does). Precise
+  enough to tell people apart; tracks keep only these small masks.
 - Matching is a cascade (as in DeepSORT): tracks matched in the previous update first, then
   lost confirmed tracks (re-identification), then tentative tracks, then births. Recently
   seen tracks thus never lose their instance to a stale one.
@@ -72,6 +73,10 @@ class AssociationConfig:
     reid_distance: float = 1.5
     #: Long side, in pixels, of the reduced masks used for IoU.
     mask_side: int = 160
+    #: How masks are reduced: "area" (average, exact) reads every input pixel, ~5 ms per
+    #: person at 1080p on one CPU thread; "nearest" samples only the output pixels (~15x
+    #: cheaper on CPU, IoU within a pixel's aliasing). "auto": area on GPU, nearest on CPU.
+    mask_reduce: str = "auto"
     #: EMA weight of the old velocity when a track is matched (0 = last step only).
     velocity_momentum: float = 0.5
     #: Frames the constant-velocity prediction is extrapolated for a lost track.
@@ -99,6 +104,8 @@ class AssociationConfig:
             raise UsageError(f"reid_distance must be >= 0, got {self.reid_distance}")
         if self.mask_side < 8:
             raise UsageError(f"mask_side must be >= 8, got {self.mask_side}")
+        if self.mask_reduce not in ("auto", "area", "nearest"):
+            raise UsageError(f"mask_reduce must be auto, area or nearest, got {self.mask_reduce!r}")
         if not 0.0 <= self.velocity_momentum < 1.0:
             raise UsageError("velocity_momentum must be in [0, 1)")
 
@@ -178,17 +185,26 @@ def reduced_size(height: int, width: int, mask_side: int) -> tuple[int, int]:
     return max(1, round(height * s)), max(1, round(width * s))
 
 
-def reduce_masks(masks: Tensor, mask_side: int) -> Tensor:
+def reduce_masks(masks: Tensor, mask_side: int, mode: str = "auto") -> Tensor:
     """(N, H, W) probabilities -> (N, h, w) bool on the CPU, long side <= mask_side.
 
-    Area averaging then > 0.5: a reduced pixel is in when most of its area is.
+    "area": averaging then > 0.5, a reduced pixel is in when most of its area is.
+    "nearest": the input pixel nearest each reduced pixel's centre (cost independent of
+    the input size). "auto": area on accelerators, nearest on the CPU.
     """
     n, h, w = masks.shape
     size = reduced_size(h, w, mask_side)
-    m = masks if masks.is_floating_point() else masks.float()
+    if mode == "auto":
+        mode = "nearest" if masks.device.type == "cpu" else "area"
     if n and size != (h, w):
-        m = F.interpolate(m[:, None], size=size, mode="area")[:, 0]
-    return (m > 0.5).cpu()
+        if mode == "nearest":
+            ys = ((torch.arange(size[0]) + 0.5) * (h / size[0])).long().clamp_max(h - 1)
+            xs = ((torch.arange(size[1]) + 0.5) * (w / size[1])).long().clamp_max(w - 1)
+            masks = masks[:, ys.to(masks.device)][:, :, xs.to(masks.device)]
+        else:
+            m = masks if masks.is_floating_point() else masks.float()
+            masks = F.interpolate(m[:, None], size=size, mode="area")[:, 0]
+    return (masks > 0.5).cpu()
 
 
 def shift_masks(masks: Tensor, dx: int, dy: int) -> Tensor:
@@ -323,7 +339,7 @@ class Associator:
     # -- helpers -----------------------------------------------------------------------
     def _detections(self, inst: Instances) -> _Detections:
         h, w = inst.image_size
-        masks = reduce_masks(inst.masks.detach(), self.config.mask_side)
+        masks = reduce_masks(inst.masks.detach(), self.config.mask_side, self.config.mask_reduce)
         rh, rw = masks.shape[-2:]
         boxes = [tuple(b) for b in inst.boxes.detach().float().cpu().tolist()]
         areas = masks.flatten(1).sum(1).tolist() if len(inst) else []

@@ -57,7 +57,7 @@ class NetworkSource:
         batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
         images = batch.permute(0, 3, 1, 2).float().div_(255.0)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            results = self.model(images)
+            results = self.model.detect(images)
         return [r.to("cpu") for r in results]
 
     def trimaps(self, instances: Instances) -> np.ndarray:

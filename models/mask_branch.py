@@ -35,7 +35,8 @@ class SOLOv2MaskHead(nn.Module):
                 cin = (in_channels + (2 if i == num_levels - 1 else 0)) if j == 0 else channels
                 level.add_module(f"conv{j}", _conv(cin, channels))
                 level.add_module(
-                    f"upsample{j}", nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+                    f"upsample{j}",
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                 )
             self.convs_all_levels.append(level)
         self.conv_pred = nn.Sequential(

@@ -282,7 +282,10 @@ class TrimapNet(nn.Module):
         if device not in self._cell_strides:
             cfg = self.config
             self._cell_strides[device] = torch.cat(
-                [torch.full((g * g,), float(s)) for g, s in zip(cfg.num_grids, cfg.strides)]
+                [
+                    torch.full((g * g,), float(s))
+                    for g, s in zip(cfg.num_grids, cfg.strides, strict=True)
+                ]
             ).to(device)
         return self._cell_strides[device]
 
@@ -315,7 +318,10 @@ class TrimapNet(nn.Module):
         hf, wf = math.ceil(h / 4), math.ceil(w / 4)
         b = mask_feats.shape[0]
         scores_all = torch.cat(
-            [point_nms(x.sigmoid()).permute(0, 2, 3, 1).reshape(b, -1, cfg.num_classes) for x in cates],
+            [
+                point_nms(x.sigmoid()).permute(0, 2, 3, 1).reshape(b, -1, cfg.num_classes)
+                for x in cates
+            ],
             dim=1,
         )
         kernels_all = torch.cat(

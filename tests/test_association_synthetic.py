@@ -234,3 +234,19 @@ def test_image_size_change_does_not_crash() -> None:
         torch.tensor([0.9]), torch.zeros(1, dtype=torch.long), small[None], boxes, centres
     )
     assert assoc.update(2, inst).track_ids == [1]
+
+
+def test_reduced_iou_matches_full_resolution() -> None:
+    """Both reduction modes give the full-resolution IoU of overlapping people at 1080p."""
+    m = torch.stack(
+        [person(800, 500, 150, 400, 1080, 1920), person(950, 540, 150, 400, 1080, 1920)]
+    )
+    flat = (m > 0.5).flatten(1).float()
+    inter = (flat[0] * flat[1]).sum()
+    full = float(inter / (flat.sum() - inter))
+    for mode in ("area", "nearest"):
+        r = reduce_masks(m, 160, mode)
+        assert tuple(r.shape) == (2, 90, 160)
+        assert abs(float(mask_iou(r, r)[0, 1]) - full) < 0.02
+    with pytest.raises(UsageError):
+        AssociationConfig(mask_reduce="bicubic")

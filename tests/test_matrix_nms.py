@@ -48,7 +48,9 @@ def test_compensation_for_already_suppressed_mask():
 def test_linear_kernel_and_empty():
     a, b = _box(0, 10, 0, 10), _box(0, 10, 0, 8)
     out = matrix_nms(
-        torch.stack([a, b]), torch.zeros(2, dtype=torch.long), torch.tensor([1.0, 1.0]),
+        torch.stack([a, b]),
+        torch.zeros(2, dtype=torch.long),
+        torch.tensor([1.0, 1.0]),
         kernel="linear",
     )
     assert math.isclose(out[1].item(), 0.2, rel_tol=1e-5)

@@ -85,7 +85,7 @@ def test_band_restriction_separate_regions_and_empty_band():
     tri[25:35, 27:33] = 128
     a = closed_form_alpha(im, tri)
     assert np.all(a[tri == 0] == 0) and np.all(a[tri == 255] == 1)
-    assert 0 <= a.min() and a.max() <= 1 and 0.05 < a[tri == 128].mean() < 0.95
+    assert a.min() >= 0 and a.max() <= 1 and 0.05 < a[tri == 128].mean() < 0.95
     assert band_tiles(tri == 128, 16, 4) and not band_tiles(tri == 7, 16, 4)
 
 

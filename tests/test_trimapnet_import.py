@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 from vidmatte.models.solov2_import import (
     load_adelaidet_solov2,
     map_adelaidet_keys,
-    model_from_adelaidet_state,
     safe_torch_load,
     trimap_from_binary,
 )
+from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 
 
 @pytest.fixture(autouse=True, scope="module")

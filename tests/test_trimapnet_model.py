@@ -41,7 +41,7 @@ def _model(mode="trimap", backbone="mobilenet_v2", **kw):
 def _targets(h, w, mode="trimap"):
     masks = torch.zeros(2, h, w, dtype=torch.uint8)
     masks[0, 10:60, 20:70] = 1
-    masks[1, 30:h - 5, 80:w - 10] = 1
+    masks[1, 30 : h - 5, 80 : w - 10] = 1
     t = {"labels": torch.tensor([0, 0]), "masks": masks}
     if mode == "trimap":
         tri = masks.long() * 2
@@ -96,9 +96,14 @@ def test_default_thresholds_drop_untrained_scores():
 def test_training_losses_and_gradients(mode):
     model = _model(mode).train()
     images = torch.rand(2, 3, 96, 128)
-    targets = [_targets(96, 128, mode), {"labels": torch.zeros(0, dtype=torch.long),
-                                         "masks": torch.zeros(0, 96, 128, dtype=torch.uint8),
-                                         "trimaps": torch.zeros(0, 96, 128, dtype=torch.long)}]
+    targets = [
+        _targets(96, 128, mode),
+        {
+            "labels": torch.zeros(0, dtype=torch.long),
+            "masks": torch.zeros(0, 96, 128, dtype=torch.uint8),
+            "trimaps": torch.zeros(0, 96, 128, dtype=torch.long),
+        },
+    ]
     losses = model(images, targets)
     assert set(losses) == {"loss_cate", "loss_mask"}
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
@@ -132,8 +137,9 @@ def test_instance_logits_pick_levels_and_cells():
         cates, kernels, feats = model.features(images)
         k = kernels[0][1, :, int(40 / 96 * 12), int(60 / 160 * 12)]  # padded 96 x 160
         by_hand = torch.einsum("ce,ehw->chw", k.view(3, -1), feats[1, :, :24, :33])
-        got = model.instance_logits(images, [pts[0], torch.tensor([[60.0, 40.0]])],
-                                    [sizes[0], torch.tensor([20.0])])[1][0]
+        got = model.instance_logits(
+            images, [pts[0], torch.tensor([[60.0, 40.0]])], [sizes[0], torch.tensor([20.0])]
+        )[1][0]
     assert torch.allclose(got, by_hand, atol=1e-5)
 
 
@@ -205,8 +211,11 @@ def test_cpu_gpu_parity():
         cpu_feats = model.features(x)
         gpu_model = model.to("cuda")
         gpu_feats = gpu_model.features(x.cuda())
-        for a, b in zip(cpu_feats[0] + cpu_feats[1] + [cpu_feats[2]],
-                        gpu_feats[0] + gpu_feats[1] + [gpu_feats[2]], strict=True):
+        for a, b in zip(
+            cpu_feats[0] + cpu_feats[1] + [cpu_feats[2]],
+            gpu_feats[0] + gpu_feats[1] + [gpu_feats[2]],
+            strict=True,
+        ):
             assert torch.allclose(a, b.cpu(), atol=1e-3, rtol=1e-3)
         cpu_out = model.to("cpu")(x)
         gpu_out = model.to("cuda")(x.cuda())

@@ -30,6 +30,7 @@ from vidmatte.models.flow import backward_warp, occlusion_weight, warp_valid_mas
 class LossConfig:
     temporal_weight: float = 0.1  # lambda (paper)
     occlusion_scale: float = 20.0
+    normalise: str = "instance"  # "instance": sum / instance area; "image": mean over pixels
     cate_weight: float = 1.0  # multiplies the model's loss_cate (focal)
     mask_weight: float = 1.0  # multiplies the model's loss_mask (trimap)
 
@@ -64,18 +65,37 @@ def neighbour_points(centres: Tensor, flow: Tensor) -> Tensor:
 
 
 def instance_temporal_loss(
-    logits_t: Tensor, logits_n: Tensor, flow: Tensor, weight: Tensor
+    logits_t: Tensor, logits_n: Tensor, flow: Tensor, weight: Tensor, area: Tensor | None = None
 ) -> Tensor:
     """Eq. 4 for one image: logits (N, 3, h, w) at t and t', flow_{t->t'} (2, h, w) on the
-    logits' grid, weight (1, h, w) = V × validity. Returns the mean over instances/pixels."""
+    logits' grid, weight (1, h, w) = V x validity.
+
+    area None: the mean over instances and pixels. area (N,) in grid cells: each instance's
+    summed error divided by its area, then the mean over instances. The paper's Eq. 4 is a
+    plain sum; a whole-image mean makes the pull depend on how much of the frame the
+    person fills (a small dancer would get almost none), so by default the sum is
+    normalised per instance, as SOLO's dice loss is.
+    """
     if logits_t.shape[0] == 0:
         return logits_t.sum() * 0.0
     p_t = logits_t.float().softmax(dim=1)
     p_n = logits_n.float().softmax(dim=1)
     n = p_t.shape[0]
     warped = backward_warp(p_n, flow[None].float().expand(n, -1, -1, -1))
-    err = (p_t - warped).pow(2).sum(dim=1)  # (N, h, w)
-    return (err * weight.float()).mean()
+    err = (p_t - warped).pow(2).sum(dim=1) * weight.float()  # (N, h, w)
+    if area is None:
+        return err.mean()
+    return (err.flatten(1).sum(1) / area.float().clamp_min(1.0)).mean()
+
+
+def instance_area(trimaps: Tensor, size: tuple[int, int], margin: int = 3) -> Tensor:
+    """(N,) cells of each instance's non-background trimap on an h x w grid, widened by
+    `margin` cells (the band where a person's edge can flicker)."""
+    t = trimaps.float()
+    roi = ((t > 0) & (t < 255)).float()[:, None]
+    roi = F.adaptive_max_pool2d(roi, size) if roi.shape[-2:] != size else roi
+    roi = F.max_pool2d(roi, 2 * margin + 1, stride=1, padding=margin)
+    return roi.flatten(1).sum(1)
 
 
 def frame_weight(
@@ -101,12 +121,15 @@ def temporal_loss(
     use: Tensor,
     valid: Tensor | None = None,
     occlusion_scale: float = 20.0,
+    trimaps: list[Tensor] | None = None,
 ) -> Tensor:
     """Mean Eq. 4 over the triplets' two neighbour pairs (t, f) and (t, b).
 
     images: B×3(frames t, f, b)×3×H×W in [0,1]; flows: B×2(t->f, t->b)×2×H×W pixels;
     centres/sizes: per image, the labelled frame's instances; use: B bool (samples with
-    neighbours and at least one instance); valid: B×1×H×W non-padding mask or None.
+    neighbours and at least one instance); valid: B×1×H×W non-padding mask or None;
+    trimaps: per image (N, H, W) labels of the labelled frame, for per-instance
+    normalisation (None: whole-image mean).
     One `instance_logits` call on the stacked frames keeps batch-norm statistics and DDP
     happy (one forward per step through the wrapper).
     """
@@ -134,5 +157,6 @@ def temporal_loss(
                 None if valid is None else valid[i][None],
                 occlusion_scale,
             )
-            losses.append(instance_temporal_loss(logits[j], logits[k * m + j], fl[0], wt[0]))
+            area = None if trimaps is None else instance_area(trimaps[i], (h, w))
+            losses.append(instance_temporal_loss(logits[j], logits[k * m + j], fl[0], wt[0], area))
     return torch.stack(losses).mean()

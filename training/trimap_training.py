@@ -113,6 +113,7 @@ class TrimapLoss(nn.Module):
                 batch["temporal"],
                 batch["valid"],
                 self.cfg.occlusion_scale,
+                batch["trimaps"] if self.cfg.normalise == "instance" else None,
             )
             parts["loss_temporal"] = lt
             loss = loss + self.cfg.temporal_weight * lt
@@ -168,16 +169,20 @@ def load_eval_clip(root: str, video: str, frames: int, out_size: tuple[int, int]
 @torch.no_grad()
 def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dict[str, float]:
     """Trimap mIoU (vs labels) and TC (%) of the instance trimaps at the labelled centres."""
+    from vidmatte.models.flow import backward_warp, warp_valid_mask
+    from vidmatte.training.losses import pool_flow
     from vidmatte.training.metrics import TrimapIoU, temporal_consistency
 
     h, w = clip.images.shape[-2:]
     preds: list[np.ndarray] = []
+    probs: list[torch.Tensor] = []
     for i in range(len(clip.images)):
         logits = model.instance_logits(
             clip.images[i : i + 1].to(device),
             [clip.centres[i].to(device)],
             [clip.sizes[i].to(device)],
         )[0]
+        probs.append(logits.float().softmax(1))
         preds.append(
             trimap_classes_from_logits(logits, (h, w))
             if logits.shape[0]
@@ -210,7 +215,20 @@ def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dic
             run.append(s)
         if len(run) >= 2:
             tcs.append(temporal_consistency(run, flows))
+    # soft warping error of the trimap probabilities (what the temporal loss minimises), x1e3
+    errs = []
+    for i in range(len(probs) - 1):
+        a, b = clip.tracks[i], clip.tracks[i + 1]
+        fl = torch.from_numpy(clip.flows[i]).permute(2, 0, 1)[None].to(device)
+        fl = pool_flow(fl.float(), tuple(probs[i].shape[-2:]))
+        ok = warp_valid_mask(fl).float()
+        for n, tid in enumerate(a):
+            if tid in b:
+                warped = backward_warp(probs[i + 1][b.index(tid)][None], fl)
+                d = (probs[i][n][None] - warped).pow(2).sum(1, keepdim=True)
+                errs.append(float((d * ok).sum() / ok.sum().clamp_min(1)))
     out = {f"iou_{k}": float(v) for k, v in iou.compute().items()}
+    out["warp_err"] = float(np.mean(errs) * 1e3) if errs else float("nan")
     out["tc"] = float(np.mean(tcs)) if tcs else float("nan")
     return out
 
@@ -228,6 +246,8 @@ class TrimapTask:
         self.data = from_dict(DataConfig, config.get("data"), "data")
         self.loss = from_dict(LossConfig, config.get("loss"), "loss")
         self.eval_cfg = from_dict(EvalConfig, config.get("eval"), "eval")
+        if self.loss.normalise not in ("instance", "image"):
+            raise UsageError("[loss] normalise must be 'instance' or 'image'")
         if self.data.flow not in ("dis", "raft", "none"):
             raise UsageError(f"[data] flow must be dis, raft or none, not {self.data.flow!r}")
         if not self.data.dataset and not self.data.matting:
