@@ -373,6 +373,7 @@ def export_job(
             end=end,
             settings=settings,
             model=model or {},
+            names=names,
         )
         try:
             for frame in reader.frames(start, end):

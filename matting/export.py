@@ -16,6 +16,7 @@ existing export is never touched without `overwrite` (replace) or `resume` (cont
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,24 @@ CONTAINER_FORMATS = ("prores", "webm", "ffv1")
 
 def person_name(track_id: int) -> str:
     return f"person_{track_id:02d}"
+
+
+def folder_names(names: dict[int, str]) -> dict[int, str]:
+    """Display names -> safe, unique folder names ("Anna K." -> "Anna_K"); person_XX where a
+    name has nothing usable. Names the user never changed stay person_XX."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+    for tid in sorted(names):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", names[tid].strip()).strip("._-")[:64]
+        if not slug or slug.lower() in ("manifest.json", "composite.mp4"):
+            slug = person_name(tid)
+        base, k = slug, 2
+        while slug.lower() in used:
+            slug = f"{base}_{k}"
+            k += 1
+        used.add(slug.lower())
+        out[tid] = slug
+    return out
 
 
 @dataclass
@@ -62,6 +81,8 @@ class Exporter:
     end: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    #: display names (GUI renames): they also name the output folders/files, made safe
+    names: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from vidmatte.matting.writers import ALPHA_FORMATS
@@ -69,6 +90,7 @@ class Exporter:
         self.out_dir = Path(self.out_dir)
         if self.config.fmt not in ALPHA_FORMATS:
             raise OutputError(f"unknown format {self.config.fmt!r}: choose {ALPHA_FORMATS}")
+        self._folders = folder_names(self.names)
         self._writers: dict[int, Any] = {}
         self._last_written: dict[int, int] = {}
         self._stats: dict[int, _TrackStats] = {}
@@ -110,6 +132,17 @@ class Exporter:
     def _remove_previous(self, old: dict | None) -> None:
         """--overwrite: remove only what a vidmatte export wrote, nothing else."""
         out = self.out_dir
+        listed = [
+            out / Path(t[key]).parts[0]
+            for t in (old or {}).get("tracks", [])
+            for key in ("alpha", "trimap")
+            if isinstance(t.get(key), str) and t[key] and not Path(t[key]).is_absolute()
+        ]
+        for p in listed:
+            if p.resolve().parent == out.resolve() and p.is_dir():
+                shutil.rmtree(p)
+            elif p.resolve().parent == out.resolve() and p.is_file():
+                p.unlink()
         for p in out.glob("person_*"):
             if p.is_dir():
                 shutil.rmtree(p)
@@ -133,6 +166,9 @@ class Exporter:
                 return False
         return True
 
+    def _folder(self, tid: int) -> str:
+        return self._folders.get(tid) or person_name(tid)
+
     def _wanted(self, tid: int) -> bool:
         return self.config.persons is None or tid in self.config.persons
 
@@ -144,7 +180,7 @@ class Exporter:
             w = open_alpha_writer(
                 self.config.fmt,
                 self.out_dir,
-                person_name(tid),
+                self._folder(tid),
                 self.info,
                 overwrite=self.config.overwrite,
                 resume=self.config.resume,
@@ -203,7 +239,7 @@ class Exporter:
             self._write_composite(result, union)
 
     def _trimap_path(self, tid: int, index: int) -> Path:
-        return self.out_dir / person_name(tid) / "trimap" / f"{index:06d}.png"
+        return self.out_dir / self._folder(tid) / "trimap" / f"{index:06d}.png"
 
     def _write_composite(self, result: FrameResult, union: np.ndarray | None) -> None:
         from vidmatte.matting.writers import open_composite_writer
@@ -227,7 +263,7 @@ class Exporter:
             st = self._stats[tid]
             entry = {
                 "id": tid,
-                "name": (names or {}).get(tid, person_name(tid)),
+                "name": (names or self.names).get(tid, person_name(tid)),
                 "first": st.first,
                 "last": st.last,
                 "frames": st.frames,
@@ -235,14 +271,14 @@ class Exporter:
                 "alpha": self._output_rel(tid),
             }
             if self.config.save_trimaps:
-                entry["trimap"] = f"{person_name(tid)}/trimap"
+                entry["trimap"] = f"{self._folder(tid)}/trimap"
             out.append(entry)
         return out
 
     def _output_rel(self, tid: int) -> str:
         from vidmatte.matting.writers import alpha_output_path
 
-        p = alpha_output_path(self.out_dir, person_name(tid), self.config.fmt)
+        p = alpha_output_path(self.out_dir, self._folder(tid), self.config.fmt)
         return p.relative_to(self.out_dir).as_posix()
 
     def close(self, names: dict[int, str] | None = None) -> Path:

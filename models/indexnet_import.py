@@ -61,8 +61,6 @@ def load_official_state(model, checkpoint: dict) -> None:
     for k, v in own.items():
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = v
-        if k in ("mean", "std"):
-            state[k] = v
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:

@@ -238,12 +238,14 @@ def test_export_dialog(processed, qtbot):
     ]
     import cv2
 
+    # a renamed person's files are named after them too
+    assert manifest["tracks"][0]["alpha"] == "Astronaut/alpha"
     for f in range(FRAMES):
-        png = out / f"person_{tid:02d}" / "alpha" / f"{f:06d}.png"
+        png = out / "Astronaut" / "alpha" / f"{f:06d}.png"
         alpha = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         alpha = alpha[..., 3] if alpha.ndim == 3 else alpha
         np.testing.assert_array_equal(alpha, s.people_at(f)[tid].alpha)
-        assert (out / f"person_{tid:02d}" / "trimap" / f"{f:06d}.png").is_file()
+        assert (out / "Astronaut" / "trimap" / f"{f:06d}.png").is_file()
     assert (out / "composite.mp4").stat().st_size > 0
     # "Open folder" hands the folder to the desktop (caught here instead of a file manager)
     catcher = _UrlCatcher()

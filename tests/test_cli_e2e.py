@@ -172,3 +172,10 @@ def test_lossless_container_matches_png_sequence(tmp_path, shared_weights):
     for i, f in enumerate(frames):
         png = cv2.imread(str(tmp_path / "png" / "person_01" / "alpha" / f"{i:06d}.png"), 0)
         assert np.array_equal(np.asarray(f.alpha), png), i
+
+
+def test_folder_names_are_safe_and_unique():
+    from vidmatte.matting.export import folder_names
+
+    got = folder_names({1: "Anna K.", 2: "anna k", 3: "../..", 4: "manifest.json", 5: "Bob"})
+    assert got == {1: "Anna_K", 2: "anna_k_2", 3: "person_03", 4: "person_04", 5: "Bob"}

@@ -141,9 +141,9 @@ def test_temporal_loss_zero_when_consistent_positive_otherwise():
     weight = torch.ones(1, h, w)
     weight[..., w - dx :] = 0  # sources outside the frame
     zero = instance_temporal_loss(logits_t, logits_n, flow, weight)
-    assert float(zero) < 1e-6
+    assert float(zero.detach()) < 1e-6
     moved = instance_temporal_loss(logits_t, logits_n, torch.zeros(2, h, w), weight)
-    assert float(moved) > 0.01
+    assert float(moved.detach()) > 0.01
     moved.backward()
     assert logits_t.grad is not None and logits_t.grad.abs().sum() > 0
     # instance centres follow the flow; stride-4 pooling divides vectors by 4

@@ -389,6 +389,7 @@ class Trainer:
                 if o.grad_clip > 0:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+                lr_used = opt.param_groups[0]["lr"]
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -398,7 +399,7 @@ class Trainer:
                     now = time.monotonic()
                     row = {
                         "step": step,
-                        "lr": opt.param_groups[0]["lr"],
+                        "lr": lr_used,
                         "sec_per_step": (now - t_last) / max(1, run.log_every),
                     }
                     row.update({k: float(v.detach()) for k, v in parts.items()})
