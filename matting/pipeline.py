@@ -172,6 +172,9 @@ class Pipeline:
                     t0 = time.perf_counter()
                     inst = self._filter(inst)
                     assignment = associator.update(frame.index, inst)
+                    if smoother is not None:
+                        for track_id in getattr(assignment, "ended", ()):
+                            smoother.forget(track_id)  # bounded memory on long videos
                     for track_id, hits in assignment.confirmed.items():
                         for frame_index, inst_index in hits:
                             for p in pending:
@@ -223,7 +226,8 @@ class Pipeline:
         inst = p.instances.select([i for i, _ in chosen])
         if smoother is not None and inst.trimaps is not None:
             smoothed = [
-                smoother(tid, inst.trimaps[j], inst.boxes[j]) for j, (_, tid) in enumerate(chosen)
+                smoother(tid, inst.trimaps[j], inst.boxes[j], frame_index=p.frame.index)
+                for j, (_, tid) in enumerate(chosen)
             ]
             inst.trimaps = torch.stack(smoothed)
         trimaps = self.source.trimaps(inst)
