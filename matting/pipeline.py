@@ -11,6 +11,7 @@ takes a cancel event and reports `Progress`.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -132,10 +133,14 @@ class Pipeline:
         from vidmatte.matting.association import AssociationConfig, Associator
 
         cfg = self.config
-        associator = Associator(cfg.association or AssociationConfig())
-        smoother = self._smoother() if cfg.smooth else None
         total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
         total = max(0, total_end - start) if total_end else None
+        assoc_cfg = cfg.association or AssociationConfig()
+        if total is not None and 0 < total < assoc_cfg.confirm_hits:
+            # a single image (or a clip shorter than k) could never confirm anyone
+            assoc_cfg = dataclasses.replace(assoc_cfg, confirm_hits=total)
+        associator = Associator(assoc_cfg)
+        smoother = self._smoother() if cfg.smooth else None
         meter = RateMeter(total)
         self.timings = {"decode_wait": 0.0, "network": 0.0, "association": 0.0, "matting": 0.0}
         delay = max(0, associator.config.confirm_hits - 1)

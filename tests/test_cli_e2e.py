@@ -179,3 +179,20 @@ def test_folder_names_are_safe_and_unique():
 
     got = folder_names({1: "Anna K.", 2: "anna k", 3: "../..", 4: "manifest.json", 5: "Bob"})
     assert got == {1: "Anna_K", 2: "anna_k_2", 3: "person_03", 4: "person_04", 5: "Bob"}
+
+
+def test_single_image_input(tmp_path, shared_weights):
+    """One photo is a one-frame input: the person is found without a second frame."""
+    import cv2
+
+    from vidmatte.matting.video import open_video
+
+    with open_video(SAMPLE_CLIP) as r:
+        rgb = r.read(10).rgb
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert main([str(photo), "--out", str(out), "--teacher-dir", str(shared_weights), "-q"]) == 0
+    (track,) = json.loads((out / "manifest.json").read_text())["tracks"]
+    assert (track["first"], track["last"]) == (0, 0)
+    assert (out / track["alpha"] / "000000.png").is_file()

@@ -1,8 +1,8 @@
 """The paper's "SOLO + matting" baseline, measured with the same metric code.
 
-Teacher masks (vidmatte.models.teachers: COCO person instances per frame) -> dilate/erode
-trimaps (vidmatte.matting.trimaps.masks_to_trimaps) -> classical matting
-(vidmatte.models.matter.build_matter("classical")). Evaluated on
+Teacher masks (COCO person instances per frame) -> dilate/erode trimaps -> classical
+matting, run through the shipped `Pipeline` (source "teacher", matter "classical"), so the
+row is exactly what `vidmatte-cli` produces on that path. Evaluated on
 
 - ../shared/data/vos (DAVIS-16, one person, per-frame masks): J, boundary F and TC of the
   teacher's union mask ("teacher masks") and of the matted alpha > 0.5 ("teacher + matting");
@@ -44,22 +44,37 @@ def _masks(inst) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def run_frame(rgb: np.ndarray, teacher, matter) -> tuple[np.ndarray, np.ndarray, float]:
-    """(union mask prob, union alpha, seconds) for one RGB frame."""
-    from vidmatte.matting.trimaps import masks_to_trimaps
+def run_frames(
+    pipe, frames_dir: Path, max_frames: int
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(union of teacher masks, union of matted alphas, seconds) per frame of a folder.
 
-    t = time.perf_counter()
-    masks = _masks(teacher(rgb))
-    shape = rgb.shape[:2]
-    if len(masks) == 0:
-        z = np.zeros(shape, np.float32)
-        return z, z, time.perf_counter() - t
-    trimaps = masks_to_trimaps(masks > 0.5)
-    alpha = matter(rgb, trimaps)
-    return _union(masks, shape), _union(alpha, shape), time.perf_counter() - t
+    The alphas come from the shipped Pipeline itself (score threshold, association,
+    dilate/erode trimaps, classical matter), so this row is exactly what `vidmatte-cli`
+    produces; the mask row reuses the pipeline's instance source on the same frames.
+    """
+    from vidmatte.matting.video import open_video
+
+    out = []
+    with open_video(frames_dir) as reader:
+        end = max_frames or None
+        t = time.perf_counter()
+        for result in pipe.process(reader, end=end):
+            shape = result.frame.rgb.shape[:2]
+            alphas = [p.alpha for p in result.people.values() if p.alpha is not None]
+            alpha = (
+                _union(np.stack(alphas).astype(np.float32) / 255, shape)
+                if alphas
+                else (np.zeros(shape, np.float32))
+            )
+            masks = _masks(pipe.source.detect([result.frame.rgb])[0])
+            now = time.perf_counter()
+            out.append((_union(masks, shape), alpha, now - t))
+            t = now
+    return out
 
 
-def evaluate_vos(seq_dir: Path, teacher, matter, max_frames: int, flow: str) -> list[dict]:
+def evaluate_vos(seq_dir: Path, pipe, max_frames: int, flow: str) -> list[dict]:
     from vidmatte.training import metrics as M
     from vidmatte.training.eval_data import read_map, read_rgb, read_sequences
 
@@ -69,7 +84,7 @@ def evaluate_vos(seq_dir: Path, teacher, matter, max_frames: int, flow: str) -> 
     keys = [k for k in seq.frame_keys() if k in seq.frames][: max_frames or None]
     frames = [read_rgb(seq.frames[k]) for k in keys]
     gts = [read_map(seq.files[k]) for k in keys]
-    outs = [run_frame(f, teacher, matter) for f in frames]
+    outs = run_frames(pipe, seq_dir / "frames", len(keys))
     flows = M.sequence_flows(frames, flow) if len(frames) > 1 else []
     ms = float(np.mean([o[2] for o in outs]) * 1e3)
     rows = []
@@ -93,17 +108,16 @@ def evaluate_vos(seq_dir: Path, teacher, matter, max_frames: int, flow: str) -> 
     return rows
 
 
-def evaluate_matting(seq_dir: Path, teacher, matter) -> list[dict]:
+def evaluate_matting(seq_dir: Path, pipe) -> list[dict]:
     from vidmatte.training import metrics as M
-    from vidmatte.training.eval_data import read_map, read_rgb, read_sequences
+    from vidmatte.training.eval_data import read_map, read_sequences
 
     rows = []
     for seq in read_sequences(seq_dir):
         if seq.kind != "alpha" or not seq.frames:
             continue  # no GT alpha (e.g. the wedding composite): nothing to score
         for k in seq.frame_keys():
-            rgb = read_rgb(seq.frames[k])
-            _, alpha, sec = run_frame(rgb, teacher, matter)
+            ((_, alpha, sec),) = run_frames(pipe, seq.frames[k], 1)
             tri = read_map(seq.trimaps[k]) if seq.trimaps and k in seq.trimaps else None
             m = M.alpha_metrics(alpha, read_map(seq.files[k]), tri)
             rows.append(
@@ -125,19 +139,24 @@ def run_baseline(
     flow: str = "dis",
     sequences: list[str] | None = None,
 ) -> list[dict]:
-    from vidmatte.models.matter import build_matter
-    from vidmatte.models.teachers import load_teacher
+    from vidmatte.matting.pipeline import Pipeline, PipelineConfig
 
-    teacher = load_teacher(teacher_dir)
-    matter = build_matter("classical")
+    pipe = Pipeline(
+        PipelineConfig(
+            source="teacher",
+            teacher_dir=str(teacher_dir) if teacher_dir else None,
+            matter="classical",
+            device="cpu",
+        )
+    )
     rows: list[dict] = []
     vos = data / "vos"
     for d in sorted(p for p in vos.iterdir() if p.is_dir()) if vos.is_dir() else []:
         if sequences is None or d.name in sequences:
-            rows += evaluate_vos(d, teacher, matter, max_frames, flow)
+            rows += evaluate_vos(d, pipe, max_frames, flow)
     matting = data / "matting"
     if matting.is_dir() and (sequences is None or "matting" in sequences):
-        rows += evaluate_matting(matting, teacher, matter)
+        rows += evaluate_matting(matting, pipe)
     return rows
 
 
