@@ -100,3 +100,15 @@ def test_factory_errors_and_input_checks():
     with pytest.raises(InputError):
         m(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 5, 4), np.uint8))
     assert m(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 4, 4), np.uint8)).shape == (0, 4, 4)
+
+
+def test_parallel_people_give_identical_alphas(spring):
+    """Threads across people are an optimisation only: same result as one at a time."""
+    im, _, tri = spring
+    flipped = tri[:, ::-1].copy()
+    trimaps = np.stack([tri, flipped, tri])
+    one = build_matter("classical")
+    one.workers = 1
+    many = build_matter("classical")
+    many.workers = 3
+    np.testing.assert_array_equal(one(im, trimaps), many(im, trimaps))
