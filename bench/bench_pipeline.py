@@ -113,8 +113,19 @@ def _memory_child(clip: str) -> None:
         from vidmatte.models.shared import shared_weights
 
         code = main([clip, "--out", tmp + "/o", "--quiet", "--teacher-dir", str(shared_weights())])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"code": code, "peak_mib": peak}))
+    print(json.dumps({"code": code, "peak_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space, which exec replaces;
+    ru_maxrss is inherited across fork+exec on Linux and would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _memory(seconds: float) -> dict:
