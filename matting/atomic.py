@@ -66,21 +66,11 @@ def commit(tmp: str | Path, path: str | Path) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
     """Write `data` to `path` atomically. `fsync=True` also survives power loss (slower;
     used for the manifest, not for every frame)."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-    except OSError as e:
-        _unlink_quiet(tmp)
-        raise output_error(e, path) from None
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-    commit(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> None:

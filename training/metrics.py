@@ -61,8 +61,6 @@ def id_switches(*args, **kwargs):
     Thin pass-through to vidmatte.matting.id_metrics.count_id_switches (written with the
     associator), so that evaluation code imports every metric from here.
     """
-    try:
-        from vidmatte.matting.id_metrics import count_id_switches
-    except ImportError as e:  # the association engineer's module is not there yet
-        raise NotImplementedError("vidmatte.matting.id_metrics is not available") from e
+    from vidmatte.matting.id_metrics import count_id_switches
+
     return count_id_switches(*args, **kwargs)
