@@ -196,3 +196,48 @@ def test_single_image_input(tmp_path, shared_weights):
     (track,) = json.loads((out / "manifest.json").read_text())["tracks"]
     assert (track["first"], track["last"]) == (0, 0)
     assert (out / track["alpha"] / "000000.png").is_file()
+
+
+def test_rotated_odd_sized_phone_clip(tmp_path, shared_weights):
+    """A phone clip stored sideways (display rotation tag) at an odd size: the mattes come
+    out upright, at the display size, with the person where they stand upright."""
+    import av
+    import cv2
+
+    from vidmatte.matting.video import open_video
+
+    with open_video(SAMPLE_CLIP) as r:
+        upright = [cv2.resize(r.read(i).rgb, (201, 237)) for i in range(3)]  # w=201, h=237
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 237, 201, "yuv444p"  # stored rotated: w/h swapped
+        s.set_display_rotation(90)  # FFmpeg: rotate 90° counter-clockwise to display
+        for img in upright:
+            stored = np.ascontiguousarray(np.rot90(img, k=-1))  # clockwise, as a phone does
+            c.mux(s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        c.mux(s.encode())
+    with open_video(clip) as r:
+        assert (r.info.width, r.info.height) == (201, 237)
+        shown = r.read(0).rgb
+    assert np.abs(shown.astype(int) - upright[0].astype(int)).mean() < 12  # upright again
+    out = tmp_path / "out"
+    assert main([str(clip), "--out", str(out), "--teacher-dir", str(shared_weights), "-q"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["source"]["rotation"] != 0
+    alpha = cv2.imread(str(out / man["tracks"][0]["alpha"] / "000000.png"), 0)
+    assert alpha.shape == (237, 201)
+    assert alpha[190:, 20:100].mean() > 150 and alpha[:20, :20].mean() < 60  # suit low, sky high
+
+
+def test_json_progress_lines(tmp_path, shared_weights):
+    """--json: every stdout line is a JSON event; progress counts up to a final 'done'."""
+    r = run_cli([str(SAMPLE_CLIP), "--out", str(tmp_path / "j"), "--end", "3", "--json",
+                 "--teacher-dir", str(shared_weights)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [p["done"] for p in progress] == [1, 2, 3] and progress[-1]["total"] == 3
+    assert all(p["eta_s"] is None or p["eta_s"] >= 0 for p in progress)
+    assert events[-1]["event"] == "done" and events[-1]["frames"] == 3
+    assert events[-1]["tracks"][0]["id"] == 1
