@@ -60,6 +60,7 @@ def run_frames(
         end = max_frames or None
         t = time.perf_counter()
         for result in pipe.process(reader, end=end):
+            seconds = time.perf_counter() - t  # the pipeline's own work for this frame
             shape = result.frame.rgb.shape[:2]
             alphas = [p.alpha for p in result.people.values() if p.alpha is not None]
             alpha = (
@@ -68,9 +69,8 @@ def run_frames(
                 else (np.zeros(shape, np.float32))
             )
             masks = _masks(pipe.source.detect([result.frame.rgb])[0])
-            now = time.perf_counter()
-            out.append((_union(masks, shape), alpha, now - t))
-            t = now
+            out.append((_union(masks, shape), alpha, seconds))
+            t = time.perf_counter()
     return out
 
 
