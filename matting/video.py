@@ -23,6 +23,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import abc
 import bisect
 import re
 import warnings
@@ -111,7 +112,7 @@ def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
-class VideoReader:
+class VideoReader(abc.ABC):
     """A source of frames. Context manager; `close()` frees the decoder.
 
     `info` describes the source; `warnings` collects one-line notes (e.g. truncation).
@@ -125,13 +126,13 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
 
-    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]: ...
 
-    def read(self, index: int) -> Frame:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, index: int) -> Frame: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default hook: readers with no decoder keep it
         pass
 
     def __enter__(self) -> VideoReader:

@@ -34,6 +34,7 @@ Safety:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 import re
@@ -192,7 +193,7 @@ def _estimate_bytes(fmt: str, info: VideoInfo) -> int:
 # Alpha writers
 
 
-class AlphaWriter:
+class AlphaWriter(abc.ABC):
     """Writes one person's alpha, frame by frame. Context manager: a clean exit finalises
     (`close`), an exception leaves resumable state (`abort`)."""
 
@@ -203,6 +204,7 @@ class AlphaWriter:
         """Frame `index` is already written and intact (resume)."""
         return False
 
+    @abc.abstractmethod
     def write(
         self,
         index: int,
@@ -214,12 +216,11 @@ class AlphaWriter:
         """Write frame `index`. alpha: float32 in [0,1], uint8 or uint16, HxW. Containers
         also take `pts` (seconds; default start + index/fps) and `rgb` (source frame, to
         carry the foreground colour)."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - default hook: nothing to finalise
         pass
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - default hook: nothing to clean up
         pass
 
     def __enter__(self) -> AlphaWriter:
