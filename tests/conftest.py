@@ -43,3 +43,16 @@ def shared_weights(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def videos_dir(shared_data: Path) -> Path:
     return shared_data / "videos"
+
+
+@pytest.fixture
+def isolated_weights(tmp_path, monkeypatch):
+    """Weights resolution with no real Hub cache, no network, no user variables and an
+    empty assets dir (the weights tests build whatever they resolve)."""
+    import vidmatte.assets
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(vidmatte.assets, "ASSETS_DIR", tmp_path / "assets")

@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-import vidmatte.assets
 from vidmatte.matting.weights_cli import main
 from vidmatte.models import weights as W
 from vidmatte.models.model_folder import CONFIG_NAME, TENSORS_NAME, save_model_folder
@@ -26,13 +25,7 @@ def make_folder(folder: Path, architecture: str = "trimapnet") -> Path:
     return save_model_folder(folder, {"architecture": architecture}, net.state_dict())
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(vidmatte.assets, "ASSETS_DIR", tmp_path / "assets")
+pytestmark = pytest.mark.usefixtures("isolated_weights")
 
 
 def _err_line(capsys) -> str:

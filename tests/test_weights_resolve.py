@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-import vidmatte.assets
 from vidmatte.models import weights as W
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.model_folder import TENSORS_NAME, read_config, save_model_folder
@@ -54,14 +53,7 @@ def build_hub_cache(cache: Path, repo_id: str, src: Path, *, ref: str | None) ->
     return snap
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real cache, no network, no user variables, an empty assets dir."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(vidmatte.assets, "ASSETS_DIR", tmp_path / "assets")
+pytestmark = pytest.mark.usefixtures("isolated_weights")
 
 
 def test_contract_constants():

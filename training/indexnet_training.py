@@ -11,7 +11,6 @@ over the unknown region on fixed (epoch 0, centre-crop) composites.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from vidmatte.training.datasets import (
     find_images,
     trimap_classes_from_alpha,
 )
-from vidmatte.training.trainer import from_dict
+from vidmatte.training.trainer import export_model_folder, from_dict
 
 
 @dataclass
@@ -166,9 +165,4 @@ class IndexNetTask:
         return {"MAD": float(np.mean(mad)), "MSE": float(np.mean(mse))}
 
     def export(self, model: nn.Module, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_folder(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        export_model_folder(model, folder)

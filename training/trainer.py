@@ -27,6 +27,7 @@ import csv
 import math
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -172,6 +173,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write checkpoint {path}: {e.strerror}") from e
+
+
+def export_model_folder(model: torch.nn.Module, folder: Path) -> None:
+    """Write the model's folder (config.json + safetensors) next to `folder`, then swap it
+    in, so a crash mid-export never leaves a half-written model under the final name."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_folder(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

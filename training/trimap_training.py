@@ -10,7 +10,6 @@ instance centres so that detection noise does not mask the trimap head's stabili
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from vidmatte.training.datasets import (
     collate,
 )
 from vidmatte.training.losses import LossConfig, temporal_loss
-from vidmatte.training.trainer import from_dict
+from vidmatte.training.trainer import export_model_folder, from_dict
 
 
 @dataclass
@@ -329,9 +328,4 @@ class TrimapTask:
         return evaluate_clip(model, self._clip, device)
 
     def export(self, model: nn.Module, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_folder(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        export_model_folder(model, folder)
