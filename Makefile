@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := $(wildcard ../shared/weights)
 
-.PHONY: demo test lint format bench gui clean
+.PHONY: demo test lint format bench gui clean weights
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,29 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+# Rebuild the shipped weights from ../shared with the recipe in training/configs/shipped*.toml
+# (2-core CPU: about 90 minutes). Results land in $(RUNS); copy the two model folders into
+# assets/weights/ after checking the evaluation (see assets/weights/*/README.md).
+RUNS ?= runs/shipped
+SHARED ?= ../shared
+weights: $(STAMP)
+	$(BIN)/vidmatte-train pseudo-label $(SHARED)/data/videos --out $(RUNS)/pseudo --tta \
+		--every 5 --window 2 --max-side 480 --preview --teacher-dir $(SHARED)/weights
+	$(BIN)/vidmatte-train distil-alpha $(RUNS)/pseudo --out $(RUNS)/distil
+	$(BIN)/vidmatte-train fit --config shipped --set data.dataset=$(RUNS)/pseudo \
+		--out $(RUNS)/trimapnet-base
+	$(BIN)/vidmatte-train fit --config shipped_temporal --precompute-flow \
+		--set data.dataset=$(RUNS)/pseudo --set model.init=$(RUNS)/trimapnet-base/model \
+		--out $(RUNS)/trimapnet
+	$(BIN)/vidmatte-train fit --config shipped_temporal --set loss.temporal_weight=0.0 \
+		--set data.dataset=$(RUNS)/pseudo --set model.init=$(RUNS)/trimapnet-base/model \
+		--out $(RUNS)/trimapnet-no-temporal
+	$(BIN)/vidmatte-train fit --config shipped_indexnet --out $(RUNS)/indexnet \
+		--set 'data.matting=["$(SHARED)/data/matting/c1k_spring-289527_1920_15", "$(RUNS)/distil"]' \
+		--set 'data.backgrounds=["$(RUNS)/pseudo/frames"]'
+	$(BIN)/vidmatte-train export $(RUNS)/trimapnet $(RUNS)/export/trimapnet --fp16 --overwrite
+	$(BIN)/vidmatte-train export $(RUNS)/indexnet $(RUNS)/export/indexnet --fp16 --overwrite
 
 gui: $(STAMP)
 	$(BIN)/vidmatte assets/sample.mp4

@@ -27,7 +27,9 @@ def coord_channels(x: Tensor) -> Tensor:
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(32, channels), channels)
+    """GroupNorm with 32 groups (SOLOv2), or the largest power-of-two divisor below that,
+    so any head width works (48 channels -> 16 groups); widths of 32·k are unchanged."""
+    return nn.GroupNorm(math.gcd(32, channels), channels)
 
 
 def split_feats(feats: list[Tensor]) -> list[Tensor]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vidmatte.matting.pipeline import Pipeline, PipelineConfig
-from vidmatte.training.baseline import evaluate_matting, evaluate_vos
+from vidmatte.training.baseline import evaluate_matters, evaluate_vos
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,13 @@ def test_baseline_on_davis(shared_data, pipe):
         assert r["frames"] == 3
         assert 0.7 < r["J"] <= 1.0 and 0.7 < r["F"] <= 1.0
         assert 80.0 < r["TC"] <= 100.0
+        assert 0.5 < r["trimap_IoU"] <= 1.0  # vs trimaps made from the GT mask
 
 
-def test_baseline_on_matting(shared_data, pipe):
-    rows = evaluate_matting(shared_data / "matting", pipe)
-    assert [r["data"] for r in rows] == ["c1k_spring-289527_1920_15"]  # only one has GT alpha
-    assert rows[0]["MAD"] > 0 and rows[0]["Grad"] > 0
+def test_matters_on_the_gt_alpha_trimap(shared_data, pipe):
+    rows = evaluate_matters(shared_data / "matting", {"classical": pipe.matter}, scales=(4,))
+    # only one item has GT alpha
+    assert [r["data"] for r in rows] == ["c1k_spring-289527_1920_15 (1/4)"]
+    assert rows[0]["method"] == "classical matting on the GT-alpha trimap"
+    # measured 161 (x1e3); a constant 0.5 in the unknown region scores 284
+    assert 0 < rows[0]["MAD"] < 220 and rows[0]["Grad"] > 0

@@ -8,6 +8,7 @@ import pytest
 from vidmatte.models.closed_form import closed_form_alpha
 from vidmatte.models.errors import InputError, UsageError, WeightsError
 from vidmatte.models.matter import Matter, band_tiles, build_matter
+from vidmatte.training.metrics import evaluation_trimap
 
 SPRING = "matting/c1k_spring-289527_1920_15"
 
@@ -28,22 +29,10 @@ def _load(shared_data, scale: int):
     return im, a, t
 
 
-def _gt_trimap(alpha: np.ndarray) -> np.ndarray:
-    """A 3-level trimap from the GT alpha: the shipped trimap has no foreground (0/128
-    only), for which closed-form matting has the trivial answer alpha = 0."""
-    import cv2
-
-    fg = alpha >= 243
-    bg = cv2.erode((alpha == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    tri = np.full(alpha.shape, 128, np.uint8)
-    tri[fg], tri[bg] = 255, 0
-    return tri
-
-
 @pytest.fixture(scope="module")
 def spring(shared_data):
     im, a, _ = _load(shared_data, 4)  # 280×125
-    return im, a, _gt_trimap(a)
+    return im, a, evaluation_trimap(a)
 
 
 def test_classical_sad_mse_within_bounds(spring):

@@ -131,3 +131,36 @@ def test_user_errors_are_one_line(cut, tmp_path, shared_weights, capsys, monkeyp
     assert label(cut, tmp_path / "d", shared_weights, "--every", "0") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(e.startswith("vidmatte-train: error: ") for e in err)
+
+
+def test_distil_alpha_makes_a_matting_folder(straight, tmp_path, capsys):
+    """The classical matter's alpha on each labelled person, as IndexNet training data:
+    soft only inside the teacher's band, exact 0/1 outside it, resumable."""
+    from vidmatte.training.augment import AugmentConfig
+    from vidmatte.training.datasets import MattingCompositeDataset, read_grey
+
+    out = tmp_path / "distil"
+    assert train_main(["distil-alpha", str(straight), "--out", str(out), "--limit", "3"]) == 0
+    alphas = sorted((out / "alpha").glob("*.png"))
+    assert len(alphas) == 3
+    assert [p.name for p in sorted((out / "image").glob("*.png"))] == [p.name for p in alphas]
+    labels = {
+        f"{v.name}_{f.index:06d}_t{i.track_id:02d}": i
+        for v in read_manifest(straight)
+        for f in v.frames
+        for i in f.instances
+    }
+    for p in alphas:
+        alpha = read_grey(p)
+        crop_tri = read_grey(straight / labels[p.stem].trimap)
+        assert alpha.shape[0] <= crop_tri.shape[0] and alpha.shape[1] <= crop_tri.shape[1]
+        soft = (alpha > 5) & (alpha < 250)
+        assert soft.mean() > 0.002  # a real soft edge, not a copied mask
+        assert alpha.max() == 255 and alpha.min() == 0
+    # resume: nothing recomputed; the rest are added
+    assert train_main(["distil-alpha", str(straight), "--out", str(out), "--quiet"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "(3 already there" in line
+    ds = MattingCompositeDataset([out], AugmentConfig(out_size=(64, 64)))
+    sample = ds[0]
+    assert tuple(sample["images"].shape[-2:]) == (64, 64) and sample["alpha"].max() > 0.5

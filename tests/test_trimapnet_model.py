@@ -224,3 +224,24 @@ def test_cpu_gpu_parity():
         assert a.masks.device.type == "cpu" and b.masks.device.type == "cuda"
         assert torch.allclose(a.scores, b.scores.cpu(), atol=1e-3)
         assert (a.masks - b.masks.cpu()).abs().mean() < 1e-3
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet18"])
+def test_frozen_stages_get_no_gradient_and_odd_widths_build(backbone):
+    """`[model] freeze = 2` (stem + stride-4 stage) for short CPU schedules; a 48-wide head
+    (GroupNorm needs a divisor of the width) builds and trains."""
+    from vidmatte.models.backbones import freeze_stages
+
+    widths = dict(SMALL, fpn_channels=48, ins_channels=48, mask_channels=48, num_masks=48)
+    torch.manual_seed(0)
+    cfg = TrimapNetConfig(backbone=backbone, postprocess=KEEP_ALL, **widths)
+    model = build_trimapnet(cfg, pretrained_backbone=False).train()
+    assert freeze_stages(model.backbone, 2) > 0
+    sum(model(torch.rand(1, 3, 64, 96), [_targets(64, 96)]).values()).backward()
+    if backbone == "mobilenet_v2":
+        frozen, trained = model.backbone.features[:4], model.backbone.features[4:]
+    else:
+        b = model.backbone.body
+        frozen, trained = torch.nn.ModuleList([b.conv1, b.layer1]), b.layer2
+    assert all(p.grad is None for p in frozen.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained.parameters())

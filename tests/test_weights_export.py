@@ -221,3 +221,25 @@ def test_export_goes_through_a_registered_architecture(tmp_path, trained, monkey
     assert not (tmp_path / "o").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     sys.modules.pop("mnv2_plugin", None)
+
+
+def test_export_takes_a_run_folder_and_a_fine_tunes_init_architecture(tmp_path, trained):
+    """A run folder exports its last checkpoint; a fine-tune's config names only `init`,
+    so the architecture comes from the init folder."""
+    ckpt, state = trained
+    base = tmp_path / "base"
+    assert train_main(["export", str(ckpt), str(base)]) == 0
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    obj = torch.load(ckpt, weights_only=True)
+    obj["config"] = {"model": {"init": str(base), "freeze": 2}}
+    for step in (50, 200):
+        obj["step"] = step
+        torch.save(obj, run / "checkpoints" / f"step_{step:08d}.pt")
+    out = tmp_path / "tuned"
+    assert train_main(["export", str(run), str(out), "--fp16"]) == 0
+    cfg = verify_folder(out, expected_architecture=TEST_ARCH)
+    assert cfg["arch"] == ARCH and cfg["training"]["step"] == 200
+    assert cfg["training"]["checkpoint"] == "step_00000200.pt"
+    (tmp_path / "empty_run").mkdir()
+    assert train_main(["export", str(tmp_path / "empty_run"), str(tmp_path / "x")]) == 2

@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "vidmatte.training.pseudo_label",
         "label unlabelled videos with the teacher (pseudo trimaps + track IDs)",
     ),
+    "distil-alpha": (
+        "vidmatte.training.distil_alpha",
+        "alpha mattes of pseudo-labelled people from the classical matter (IndexNet data)",
+    ),
     "fit": ("vidmatte.training.fit", "train the trimap network (or IndexNet) from a config"),
     "export": (
         "vidmatte.training.export",

@@ -44,7 +44,9 @@ class ExportResult:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="training checkpoint (.pt) written by `fit`")
+    parser.add_argument(
+        "checkpoint", help="training checkpoint (.pt) written by `fit`, or a run folder (its last)"
+    )
     parser.add_argument("out", help="model folder to create")
     parser.add_argument("--fp16", action="store_true", help="store floating tensors as float16")
     parser.add_argument(
@@ -59,7 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def model_config_from(ckpt_config: dict[str, Any], architecture: str | None) -> dict[str, Any]:
     """The config.json content (before save_model_folder adds version, dtype, sha256)."""
     section = ckpt_config.get("model")
-    if isinstance(section, dict) and section:
+    init = Path(section["init"]) if isinstance(section, dict) and section.get("init") else None
+    if init is not None and (init / "config.json").is_file():
+        # a fine-tune: the network is the init folder's (its architecture settings won)
+        import json
+
+        base = json.loads((init / "config.json").read_text())
+        cfg = {k: base[k] for k in MODEL_KEYS if k in base}
+    elif isinstance(section, dict) and section:
         cfg = {k: section[k] for k in MODEL_KEYS if k in section}
         if "arch" not in cfg:
             rest = {k: v for k, v in section.items() if k not in MODEL_KEYS + TRAINING_ONLY}
@@ -91,6 +100,13 @@ def export_checkpoint(
     from vidmatte.models.weights import verify_folder
 
     checkpoint, out = Path(checkpoint), Path(out)
+    if checkpoint.is_dir():  # a run folder: its latest checkpoint
+        from vidmatte.training.trainer import list_checkpoints
+
+        found = list_checkpoints(checkpoint / "checkpoints")
+        if not found:
+            raise UsageError(f"{checkpoint} holds no checkpoints/step_*.pt")
+        checkpoint = found[-1]
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
     ckpt = load_checkpoint_object(checkpoint)

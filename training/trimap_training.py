@@ -276,15 +276,21 @@ class TrimapTask:
         arch = cfg.pop("architecture", "trimapnet")
         if arch != "trimapnet":
             raise UsageError(f"[model] architecture {arch!r}: the trimap task trains 'trimapnet'")
+        from vidmatte.models.backbones import freeze_stages
         from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
 
+        freeze = int(cfg.pop("freeze", 0))  # backbone stages without gradients (training only)
         if init:  # fine-tune a model folder (its own architecture settings win)
-            return TrimapNet.from_folder(init)
-        try:
-            tcfg = TrimapNetConfig.from_dict(cfg)
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"config [model]: {e}") from None
-        return build_trimapnet(tcfg, pretrained_backbone=pretrained)
+            model = TrimapNet.from_folder(init)
+        else:
+            try:
+                model = build_trimapnet(
+                    TrimapNetConfig.from_dict(cfg), pretrained_backbone=pretrained
+                )
+            except (TypeError, ValueError) as e:
+                raise UsageError(f"config [model]: {e}") from None
+        freeze_stages(model.backbone, freeze)
+        return model
 
     def build_train_set(self, rank: int, world: int) -> torch.utils.data.Dataset:
         d = self.data
