@@ -34,8 +34,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 # Rebuild the shipped weights from ../shared with the recipe in training/configs/shipped*.toml
-# (2-core CPU: about 90 minutes). Results land in $(RUNS); copy the two model folders into
-# assets/weights/ after checking the evaluation (see assets/weights/*/README.md).
+# (2-core CPU: about 2 hours). Results land in $(RUNS): the model folders in export/, the
+# comparison table in compare.json; copy export/trimapnet and export/indexnet into
+# assets/weights/ after reading it, and regenerate the cards (assets/README.md).
 RUNS ?= runs/shipped
 SHARED ?= ../shared
 weights: $(STAMP)
@@ -54,7 +55,19 @@ weights: $(STAMP)
 		--set 'data.matting=["$(SHARED)/data/matting/c1k_spring-289527_1920_15", "$(RUNS)/distil"]' \
 		--set 'data.backgrounds=["$(RUNS)/pseudo/frames"]'
 	$(BIN)/vidmatte-train export $(RUNS)/trimapnet $(RUNS)/export/trimapnet --fp16 --overwrite
-	$(BIN)/vidmatte-train export $(RUNS)/indexnet $(RUNS)/export/indexnet --fp16 --overwrite
+	$(BIN)/vidmatte-train export $(RUNS)/trimapnet-no-temporal $(RUNS)/export/trimapnet-no-temporal \
+		--fp16 --overwrite
+	$(BIN)/vidmatte-train export $(RUNS)/indexnet $(RUNS)/export/indexnet --fp16 --overwrite \
+		--architecture indexnet
+	$(BIN)/vidmatte-train calibrate $(RUNS)/export/trimapnet $(RUNS)/pseudo
+	$(BIN)/vidmatte-train calibrate $(RUNS)/export/trimapnet-no-temporal $(RUNS)/pseudo
+	$(BIN)/python -m vidmatte.training.baseline --max-frames 12 --overwrite \
+		--student "student w/o temporal=$(RUNS)/export/trimapnet-no-temporal" \
+		--student "student=$(RUNS)/export/trimapnet" --indexnet $(RUNS)/export/indexnet \
+		--json $(RUNS)/compare.json --card-metrics $(RUNS)/cards
+	$(BIN)/vidmatte-train publish $(RUNS)/export/trimapnet --dry-run --metrics $(RUNS)/cards/student.json \
+		--data training/configs/shipped_sources_trimapnet.json \
+		--recipe training/configs/shipped_recipe.md --card-out $(RUNS)/export/trimapnet/README.md
 
 gui: $(STAMP)
 	$(BIN)/vidmatte assets/sample.mp4

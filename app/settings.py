@@ -38,7 +38,7 @@ class AppSettings:
     teacher_dir: str = ""  # "" = $VIDMATTE_TEACHER_DIR
     matter: str = "auto"
     matting_weights: str = ""
-    min_score: float = 0.5
+    min_score: float = 0.0  # 0 = the weights' calibrated threshold (teacher 0.5)
     max_persons: int = 8
     batch_size: int = 4
     max_frames: int = 0  # process at most this many frames from the start (0 = all)
@@ -59,7 +59,7 @@ class AppSettings:
             device=self.device,
             batch_size=self.batch_size,
             max_persons=self.max_persons,
-            min_score=self.min_score,
+            min_score=self.min_score or None,
         )
 
     def pipeline_key(self) -> tuple:
@@ -155,8 +155,9 @@ class SettingsDialog(QDialog):
         self.matter.setCurrentText(settings.matter)
         form.addRow("Matting", self.matter)
         self.min_score = QDoubleSpinBox(self)
-        self.min_score.setRange(0.05, 0.99)
+        self.min_score.setRange(0.0, 0.99)
         self.min_score.setSingleStep(0.05)
+        self.min_score.setSpecialValueText("model default")
         self.min_score.setValue(settings.min_score)
         form.addRow("Detection threshold", self.min_score)
         self.max_persons = QSpinBox(self)

@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("people")
     s.add_argument("--persons", help="export only these person IDs, e.g. 1,3")
     s.add_argument("--max-persons", type=int, default=8, help="at most this many per frame")
-    s.add_argument("--min-score", type=float, default=0.5, help="detection score threshold")
+    s.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="person score threshold (default: the weights' calibrated one; teacher 0.5)",
+    )
     s.add_argument("--smooth", action="store_true", help="smooth trimaps along each track")
     r = p.add_argument_group("range and output")
     r.add_argument("--start", help="first frame (150) or time (2.5s, 1:02.5)")

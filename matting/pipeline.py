@@ -42,7 +42,7 @@ class PipelineConfig:
     fp16: bool = True  # used on CUDA only
     batch_size: int = 4
     max_persons: int = 8  # per frame, highest scores first
-    min_score: float = 0.5
+    min_score: float | None = None  # None: the source's own (teacher 0.5, weights: calibrated)
     persons: frozenset[int] | None = None  # matte only these track IDs (None: everyone)
     smooth: bool = False  # online trimap smoothing along tracks (network source only)
     association: Any = None  # AssociationConfig; None = defaults
@@ -97,12 +97,15 @@ class Pipeline:
             fp16=self.fp16,
         )
         self.timings: dict[str, float] = {}
+        ms = self.config.min_score
+        self.min_score = float(self.source.min_score if ms is None else ms)
 
     def describe(self) -> dict[str, Any]:
         """Which path runs: for the manifest and the terminal."""
         return {
             "device": str(self.device),
             "fp16": self.fp16,
+            "min_score": self.min_score,
             **self.source.describe(),
             **{f"matting_{k}" if k != "matter" else k: v for k, v in self._matter_info.items()},
         }
@@ -206,7 +209,7 @@ class Pipeline:
 
     def _filter(self, inst: Instances) -> Instances:
         cfg = self.config
-        keep = (inst.labels == 0) & (inst.scores >= cfg.min_score)
+        keep = (inst.labels == 0) & (inst.scores >= self.min_score)
         inst = inst.select(keep)
         if len(inst) > cfg.max_persons:
             order = torch.argsort(inst.scores, descending=True)[: cfg.max_persons]

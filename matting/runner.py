@@ -149,7 +149,7 @@ def _settings(pipeline: Pipeline, export: ExportConfig, start, end) -> dict[str,
     return {
         "source": c.source,
         "matter": c.matter,
-        "min_score": c.min_score,
+        "min_score": pipeline.min_score,
         "max_persons": c.max_persons,
         "persons": sorted(export.persons) if export.persons else None,
         "start": start,

@@ -1,11 +1,15 @@
 """Where instances and alphas come from: the trained trimap network or the teacher, and
 IndexNet or the classical matter.
 
-Resolution (`--source auto`): an explicit `--weights` means the network; an explicit
-`--teacher-dir` means the teacher; otherwise the default trimap weights (env, assets/,
-Hub cache — never a download: `vidmatte-cli weights download` does that on request), then
-the teacher from `$VIDMATTE_TEACHER_DIR`. With none of them the user gets one line that
-says what is missing and how to get it. The manifest and the terminal report which path
+Resolution (`--source auto`), what the user configured first, shipped defaults last: an
+explicit `--weights` means the network; an explicit `--teacher-dir` means the teacher; then
+weights named by the environment (`$VIDMATTE_WEIGHTS`, `$VIDMATTE_TRIMAPNET_WEIGHTS`); then
+the teacher from `$VIDMATTE_TEACHER_DIR`; then the default trimap weights (assets/, Hub
+cache — never a download: `vidmatte-cli weights download` does that on request). The
+configured teacher outranks the shipped weights because the shipped student is still below
+its teacher on every measure (README, Evaluation): someone who installed the teacher gets
+the better path, everyone else still gets mattes. With none of them the user gets one line
+that says what is missing and how to get it. The manifest and the terminal report which path
 ran (`describe()`).
 """
 
@@ -41,6 +45,11 @@ class InstanceSource(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    @property
+    def min_score(self) -> float:
+        """Default person score threshold of this source (PipelineConfig.min_score=None)."""
+        ...
+
 
 @dataclass
 class NetworkSource:
@@ -70,6 +79,12 @@ class NetworkSource:
     def describe(self) -> dict[str, Any]:
         return {"instances": "trimap-network", **self.info}
 
+    @property
+    def min_score(self) -> float:
+        """The weights' calibrated person threshold (config.json postprocess.person_thr)."""
+        cfg = getattr(self.model, "config", None)
+        return float(getattr(getattr(cfg, "postprocess", None), "person_thr", 0.5))
+
 
 @dataclass
 class TeacherSource:
@@ -89,6 +104,8 @@ class TeacherSource:
 
     def describe(self) -> dict[str, Any]:
         return {"instances": "teacher", **self.info}
+
+    min_score: float = 0.5  # the teacher's scores are detector confidences
 
 
 def resolve_source(
@@ -112,10 +129,13 @@ def resolve_source(
         else:
             from vidmatte.models.weights import find_weights
 
-            if find_weights("trimapnet") is not None:
-                source = "network"
+            found = find_weights("trimapnet")
+            if found is not None and found.source == "env":
+                source = "network"  # weights the user configured
             elif find_teacher_dir(None) is not None:
-                source = "teacher"
+                source = "teacher"  # a teacher the user configured beats shipped weights
+            elif found is not None:
+                source = "network"  # the shipped (assets) or cached default
             else:
                 raise WeightsError(MISSING_MODELS)
     if source == "network":
@@ -158,7 +178,11 @@ def resolve_matter(
     device: torch.device,
     fp16: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
-    """IndexNet when its weights are found (or asked for), else the classical matter."""
+    """IndexNet when asked for (`--matter indexnet`, `--matting-weights`) or when the user
+    configured its weights ($VIDMATTE_INDEXNET_WEIGHTS / $VIDMATTE_WEIGHTS); otherwise the
+    classical matter. The IndexNet weights shipped in assets/ are not picked by `auto`: on
+    every measure we have they are below the classical matter (README, Evaluation), which
+    needs no files at all, so shipped weights would only make the default worse."""
     from vidmatte.models.matter import build_matter
 
     if kind not in MATTERS:
@@ -167,11 +191,12 @@ def resolve_matter(
     if kind in ("auto", "indexnet"):
         from vidmatte.models.weights import find_weights, resolve_weights
 
-        found = (
-            resolve_weights("indexnet", weights, allow_download=False)
-            if (kind == "indexnet" or weights is not None)
-            else find_weights("indexnet")
-        )
+        if kind == "indexnet" or weights is not None:
+            found = resolve_weights("indexnet", weights, allow_download=False)
+        else:
+            found = find_weights("indexnet")
+            if found is not None and found.source != "env":
+                found = None  # shipped or cached: classical is better (docstring)
         if found is not None:
             info = {"matter": "indexnet", "weights": str(found.folder), "sha256": found.sha256}
             return build_matter(

@@ -75,6 +75,10 @@ class PostprocessConfig:
     nms_pre: int = 500
     nms_sigma: float = 2.0
     nms_kernel: str = "gaussian"
+    # the score from which the pipeline counts an instance as a person (its --min-score
+    # default for these weights): Matrix-NMS-decayed SOLO scores sit lower than a
+    # detector's, so each model folder carries its own, set by `vidmatte-train calibrate`
+    person_thr: float = 0.5
 
 
 @dataclass

@@ -164,3 +164,30 @@ def test_distil_alpha_makes_a_matting_folder(straight, tmp_path, capsys):
     ds = MattingCompositeDataset([out], AugmentConfig(out_size=(64, 64)))
     sample = ds[0]
     assert tuple(sample["images"].shape[-2:]) == (64, 64) and sample["alpha"].max() > 0.5
+
+
+def test_calibrate_writes_the_person_threshold_the_pipeline_uses(straight, tmp_path, capsys):
+    import torch
+
+    from vidmatte.matting.sources import NetworkSource
+    from vidmatte.models.model_folder import sha256_file
+    from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
+
+    torch.manual_seed(0)
+    cfg = TrimapNetConfig(fpn_channels=32, ins_channels=32, num_instance_convs=1,
+                          mask_channels=16, num_masks=16, num_grids=(12, 10, 8, 6, 4))  # fmt: skip
+    folder = build_trimapnet(cfg, pretrained_backbone=False).save_folder(tmp_path / "m")
+    digest = sha256_file(folder / "model.safetensors")
+    argv = ["calibrate", str(folder), str(straight), "--frames", "3"]
+    assert train_main([*argv, "--dry-run"]) == 0
+    assert "person threshold" in capsys.readouterr().out
+    assert TrimapNet.from_folder(folder).config.postprocess.person_thr == 0.5  # untouched
+    assert train_main(argv) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    thr = float(line.split()[2].rstrip(":"))
+    assert 0.05 <= thr <= 0.95
+    model = TrimapNet.from_folder(folder)  # the sha256 check still passes: tensors untouched
+    assert model.config.postprocess.person_thr == thr
+    assert sha256_file(folder / "model.safetensors") == digest
+    src = NetworkSource(model, torch.device("cpu"), False)
+    assert src.min_score == thr

@@ -100,7 +100,10 @@ def evaluate_vos(
     gts = [read_map(seq.files[k]) for k in keys]
     outs = run_frames(pipe, seq_dir / "frames", len(keys))
     flows = M.sequence_flows(frames, flow) if len(frames) > 1 else []
-    ms = float(np.mean([o[2] for o in outs]) * 1e3)
+    lat = np.array([o[2] for o in outs]) * 1e3
+    # the first frame pays for warm-up (lazy init, association delay): report it apart
+    steady = lat[1:] if len(lat) > 2 else lat
+    ms = float(np.mean(steady))
     tri_iou = M.TrimapIoU()
     for o, g in zip(outs, gts, strict=True):
         tri_iou.update(o[3], masks_to_trimaps(M.to_binary(g)[None])[0])
@@ -119,6 +122,8 @@ def evaluate_vos(
             "F": float(np.mean([M.boundary_f(p, g) for p, g in zip(binp, gts, strict=True)])),
             "trimap_IoU": tri_iou.compute()["mean"],
             "ms_per_frame": ms,
+            "ms_p50": float(np.percentile(steady, 50)),
+            "ms_p99": float(np.percentile(steady, 99)),
         }
         if flows:
             row["TC"] = M.temporal_consistency(binp, flows)
@@ -266,7 +271,12 @@ def _main(argv: list[str] | None) -> int:
         help="a trimap-network model folder to compare (repeatable)",
     )  # fmt: skip
     p.add_argument("--indexnet", type=Path, help="IndexNet model folder (with the last student)")
+    p.add_argument("--skip-teacher", action="store_true", help="leave out the baseline rows")
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--card-metrics", type=Path, metavar="DIR",
+        help="also write DIR/<label>.json per method, the model card's metrics",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     data = args.data or shared_data()
@@ -274,6 +284,8 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError("no data folder: pass --data (../shared/data is not here)")
     students = dict(_student(s) for s in args.student)
     methods = default_methods(args.teacher_dir or shared_weights(), students, args.indexnet)
+    if args.skip_teacher:
+        methods = [m for m in methods if m.label != "teacher"]
     rows = run_methods(data, methods, args.max_frames, args.flow, args.only)
     cols = [
         "data",
@@ -300,7 +312,23 @@ def _main(argv: list[str] | None) -> int:
         )
     if args.json:
         write_atomic(args.json, json.dumps(_clean({"rows": rows}), indent=2) + "\n", args.overwrite)
+    if args.card_metrics:
+        args.card_metrics.mkdir(parents=True, exist_ok=True)
+        for m in methods:
+            card = card_metrics(rows, m.label)
+            out = args.card_metrics / (m.label.replace("/", "-").replace(" ", "_") + ".json")
+            write_atomic(out, json.dumps(_clean(card), indent=2) + "\n", args.overwrite)
     return 0
+
+
+def card_metrics(rows: list[dict], label: str) -> dict[str, dict[str, float]]:
+    """{"<data> · <method>": {metric: value}} for the rows of one method label."""
+    keys = ("J", "F", "TC", "trimap_IoU", "MAD", "MSE", "Grad", "Conn", "ms_per_frame")
+    return {
+        f"{r['data']} · {r['method']}": {k: r[k] for k in keys if k in r}
+        for r in rows
+        if r["method"] == f"{label} masks" or r["method"].startswith(f"{label} + ")
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

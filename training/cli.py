@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "alpha mattes of pseudo-labelled people from the classical matter (IndexNet data)",
     ),
     "fit": ("vidmatte.training.fit", "train the trimap network (or IndexNet) from a config"),
+    "calibrate": (
+        "vidmatte.training.calibrate",
+        "set trimap weights' person score threshold from pseudo-labelled frames",
+    ),
     "export": (
         "vidmatte.training.export",
         "checkpoint -> model folder (config.json + safetensors)",

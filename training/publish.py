@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--message", default=None, help="commit message")
     parser.add_argument("--card-out", metavar="FILE", help="also write the card to FILE")
     parser.add_argument(
+        "--recipe", metavar="MD", help="markdown appended to the card (how the weights were made)"
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print what would be uploaded; upload nothing"
     )
 
@@ -73,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     metrics = load_metrics(args.metrics) if args.metrics else None
     data = load_data_sources(args.data) if args.data else []
     card = build_model_card(cfg, repo_id=repo_id, metrics=metrics, data=data, licence=args.license)
+    if args.recipe:
+        try:
+            card = card.rstrip("\n") + "\n\n" + Path(args.recipe).read_text().strip() + "\n"
+        except OSError as e:
+            raise UsageError(f"cannot read --recipe {args.recipe}: {e.strerror}") from None
     if args.card_out:
         Path(args.card_out).write_text(card)
     message = args.message or f"vidmatte {cfg.get('version', '?')}: {cfg['architecture']} weights"
