@@ -17,9 +17,6 @@ written into config.json (atomically; the tensors and their sha256 are untouched
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,14 +112,12 @@ def calibrate(
 
 def write_threshold(model_dir: str | Path, threshold: float) -> None:
     """Set arch.postprocess.person_thr in config.json (atomic replace)."""
-    path = Path(model_dir) / "config.json"
-    cfg = json.loads(path.read_text())
+    from vidmatte.models.model_folder import CONFIG_NAME, read_config
+    from vidmatte.training.teacher_dataset import write_json
+
+    cfg = read_config(model_dir)
     cfg.setdefault("arch", {}).setdefault("postprocess", {})["person_thr"] = round(threshold, 2)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json(Path(model_dir) / CONFIG_NAME, cfg)
 
 
 def run(args: argparse.Namespace) -> int:

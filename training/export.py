@@ -64,9 +64,9 @@ def model_config_from(ckpt_config: dict[str, Any], architecture: str | None) -> 
     init = Path(section["init"]) if isinstance(section, dict) and section.get("init") else None
     if init is not None and (init / "config.json").is_file():
         # a fine-tune: the network is the init folder's (its architecture settings won)
-        import json
+        from vidmatte.models.model_folder import read_config
 
-        base = json.loads((init / "config.json").read_text())
+        base = read_config(init)
         cfg = {k: base[k] for k in MODEL_KEYS if k in base}
     elif isinstance(section, dict) and section:
         cfg = {k: section[k] for k in MODEL_KEYS if k in section}
