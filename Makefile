@@ -61,7 +61,7 @@ weights: $(STAMP)
 		--architecture indexnet
 	$(BIN)/vidmatte-train calibrate $(RUNS)/export/trimapnet $(RUNS)/pseudo
 	$(BIN)/vidmatte-train calibrate $(RUNS)/export/trimapnet-no-temporal $(RUNS)/pseudo
-	$(BIN)/python -m vidmatte.training.baseline --max-frames 12 --overwrite \
+	$(BIN)/python -m vidmatte.training.eval.baseline --max-frames 12 --overwrite \
 		--student "student w/o temporal=$(RUNS)/export/trimapnet-no-temporal" \
 		--student "student=$(RUNS)/export/trimapnet" --indexnet $(RUNS)/export/indexnet \
 		--json $(RUNS)/compare.json --card-metrics $(RUNS)/cards

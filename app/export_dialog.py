@@ -160,7 +160,7 @@ class ExportDialog(QDialog):
             self._fail("choose a folder to export into")
             return
         try:
-            from vidmatte.matting.export import parse_background
+            from vidmatte.matting.io.export import parse_background
 
             spec = self.composite_spec()
             if spec:

@@ -458,7 +458,7 @@ class MainWindow(QMainWindow):
             )
             if not path:
                 return
-            from vidmatte.matting.video import open_video
+            from vidmatte.matting.io.video import open_video
 
             try:
                 with open_video(path) as r:

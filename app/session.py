@@ -3,7 +3,7 @@
 Design decisions:
 - Results stay out of RAM: the processing job writes each (frame, person) alpha, trimap and
   a small thumbnail into one compressed .npz in a temporary cache folder; the TrackStore
-  (matting/tracks.py) records which track owns which file (`CacheEntry` payloads). A long
+  (matting/tracking/tracks.py) records which track owns which file (`CacheEntry` payloads). A long
   video costs disk, not memory.
 - Edits (rename, merge, split, delete) change only the TrackStore; files never move.
   Export replays the cache through the same Exporter as the CLI, re-keying each frame's
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmatte.matting.tracks import TrackInfo, TrackStore
+from vidmatte.matting.tracking.tracks import TrackInfo, TrackStore
 from vidmatte.models.errors import UsageError
 
 THUMB = 64  # thumbnail side in pixels
@@ -140,7 +140,7 @@ class Session:
     generator functions given snapshots."""
 
     def __init__(self, path: str | Path) -> None:
-        from vidmatte.matting.video import open_video
+        from vidmatte.matting.io.video import open_video
 
         self.path = Path(path).expanduser().resolve()
         self.reader = open_video(self.path)  # raises InputError (one line) for bad files
@@ -286,8 +286,8 @@ def process_job(
     Yields Progress (stage "loading models", then "processing") and a ProcessedFrame per
     frame; returns a ProcessSummary.
     """
+    from vidmatte.matting.io.video import open_video
     from vidmatte.matting.progress import Progress
-    from vidmatte.matting.video import open_video
 
     t_load = time.perf_counter()
     yield Progress(0, None, 0.0, None, 0.0, stage="loading models")
@@ -338,10 +338,10 @@ def export_job(
     cancel: threading.Event | None = None,
 ) -> Generator[Any, None, ExportSummary]:
     """Replay the cache through the CLI's Exporter with the edited IDs and names."""
-    from vidmatte.matting.export import ExportConfig, Exporter
+    from vidmatte.matting.io.export import ExportConfig, Exporter
+    from vidmatte.matting.io.video import open_video
     from vidmatte.matting.pipeline import FrameResult, PersonFrame
     from vidmatte.matting.progress import RateMeter
-    from vidmatte.matting.video import open_video
     from vidmatte.models.errors import Cancelled
 
     t0 = time.perf_counter()

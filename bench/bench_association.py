@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from vidmatte.matting.association import AssociationConfig, Associator
-from vidmatte.matting.id_metrics import count_id_switches
+from vidmatte.matting.tracking.association import AssociationConfig, Associator
+from vidmatte.matting.tracking.id_metrics import count_id_switches
 from vidmatte.models.instances import Instances, boxes_and_centres
 
 

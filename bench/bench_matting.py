@@ -64,8 +64,8 @@ def _time(fn, repeats: int) -> list[float]:
 def run(quick: bool = False) -> dict:
     import torch
 
-    from vidmatte.models.indexnet import build_indexnet
-    from vidmatte.models.matter import ClassicalMatter, IndexNetMatter
+    from vidmatte.models.indexnet.model import build_indexnet
+    from vidmatte.models.matters.base import ClassicalMatter, IndexNetMatter
 
     model = build_indexnet(True).eval()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -121,7 +121,7 @@ def run(quick: bool = False) -> dict:
 
 
 def matter_tiles(matter, tri: np.ndarray) -> list:
-    from vidmatte.models.matter import IndexNetMatter, band_tiles
+    from vidmatte.models.matters.base import IndexNetMatter, band_tiles
 
     if isinstance(matter, IndexNetMatter):
         t = matter.tile or max(tri.shape)

@@ -47,7 +47,7 @@ def _pipeline():
 
 
 def _decode_fps(path: Path, frames: int) -> float:
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.video import open_video
 
     with open_video(path) as r:
         t0 = time.perf_counter()
@@ -56,8 +56,8 @@ def _decode_fps(path: Path, frames: int) -> float:
 
 
 def _e2e(pipe, path: Path, frames: int) -> dict:
-    from vidmatte.matting.export import ExportConfig, Exporter
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.export import ExportConfig, Exporter
+    from vidmatte.matting.io.video import open_video
 
     with tempfile.TemporaryDirectory() as tmp, open_video(path) as reader:
         exporter = Exporter(Path(tmp) / "out", reader.info, ExportConfig(fmt="png"), end=frames)
@@ -93,7 +93,7 @@ def _looped_clip(path: Path, seconds: float, out: Path, size=(640, 360), fps: in
     import av
     import cv2
 
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.video import open_video
 
     with open_video(path) as r:
         src = [cv2.resize(f.rgb, size, interpolation=cv2.INTER_AREA) for f in r.frames(0, fps)]

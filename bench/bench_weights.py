@@ -3,7 +3,7 @@
 Rows: the teacher + dilate/erode + classical matting (the paper's "SOLO + matting"
 baseline), the shipped trimap network + classical matting, and the shipped network +
 shipped IndexNet — each through the real `Pipeline` on DAVIS-16 lucia and rollerblade
-(854×480, ../shared/data/vos), scored with the evaluation code (training/baseline.py:
+(854×480, ../shared/data/vos), scored with the evaluation code (training/eval/baseline.py:
 J, F, TC, trimap IoU) and timed per frame (the pipeline's own work; frame 1 excluded as
 warm-up). Speed is also given as a ratio to the baseline measured in this run. Quality
 numbers of the student ablation (with/without the temporal loss) are in the README;
@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 
 from vidmatte.models.shared import shared_data, shared_weights
-from vidmatte.models.teachers import find_teacher_dir
-from vidmatte.models.weights import find_weights
+from vidmatte.models.teachers.base import find_teacher_dir
+from vidmatte.models.weights.resolution import find_weights
 
 
 def run(quick: bool = False) -> dict:
-    from vidmatte.training.baseline import default_methods, run_methods
+    from vidmatte.training.eval.baseline import default_methods, run_methods
 
     trimapnet = find_weights("trimapnet")
     indexnet = find_weights("indexnet")

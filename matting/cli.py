@@ -132,7 +132,7 @@ def _main(argv: list[str] | None) -> int:
         inputs = inputs[i - 1 :: n]
     mode = "json" if args.json else "quiet" if args.quiet else "auto"
 
-    from vidmatte.matting.export import ExportConfig
+    from vidmatte.matting.io.export import ExportConfig
     from vidmatte.matting.pipeline import Pipeline, PipelineConfig
     from vidmatte.matting.progress import TerminalProgress
     from vidmatte.matting.runner import run_one

@@ -60,7 +60,7 @@ class PersonFrame:
 
 @dataclass
 class FrameResult:
-    frame: Any  # vidmatte.matting.video.Frame
+    frame: Any  # vidmatte.matting.io.video.Frame
     people: dict[int, PersonFrame] = field(default_factory=dict)
 
 
@@ -133,7 +133,7 @@ class Pipeline:
         matting of frames whose outputs already exist (detection and association still
         run, so identities come out the same as in an uninterrupted run).
         """
-        from vidmatte.matting.association import AssociationConfig, Associator
+        from vidmatte.matting.tracking.association import AssociationConfig, Associator
 
         cfg = self.config
         total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
@@ -217,7 +217,7 @@ class Pipeline:
         return inst
 
     def _smoother(self):
-        from vidmatte.matting.smoothing import TrimapSmoother
+        from vidmatte.matting.tracking.smoothing import TrimapSmoother
 
         return TrimapSmoother()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidmatte.matting.export import ExportConfig, Exporter
+from vidmatte.matting.io.export import ExportConfig, Exporter
 from vidmatte.matting.pipeline import Pipeline
 from vidmatte.matting.progress import Progress
 from vidmatte.models.errors import NoPersonError, UsageError
@@ -71,7 +71,7 @@ def run_one(
     cancel: threading.Event | None = None,
 ) -> RunSummary:
     """Matte one video into out_dir. Raises VidmatteError subclasses on user errors."""
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.video import open_video
 
     t_start = time.perf_counter()
     with open_video(input_path) as reader:

@@ -70,7 +70,7 @@ class NetworkSource:
         return [r.to("cpu") for r in results]
 
     def trimaps(self, instances: Instances) -> np.ndarray:
-        from vidmatte.matting.trimaps import masks_to_trimaps, probs_to_trimaps
+        from vidmatte.models.trimap import masks_to_trimaps, probs_to_trimaps
 
         if instances.trimaps is None:  # binary-mode weights: masks only
             return masks_to_trimaps(instances.masks.float().numpy())
@@ -98,7 +98,7 @@ class TeacherSource:
         return [self.teacher(f) for f in frames]
 
     def trimaps(self, instances: Instances) -> np.ndarray:
-        from vidmatte.matting.trimaps import masks_to_trimaps
+        from vidmatte.models.trimap import masks_to_trimaps
 
         return masks_to_trimaps(instances.masks.float().numpy())
 
@@ -119,7 +119,7 @@ def resolve_source(
     """Pick and load the instance source (see module docstring for the order)."""
     if source not in SOURCES:
         raise UsageError(f"--source {source!r}: choose one of {', '.join(SOURCES)}")
-    from vidmatte.models.teachers import find_teacher_dir
+    from vidmatte.models.teachers.base import find_teacher_dir
 
     if source == "auto":
         if weights is not None:
@@ -127,7 +127,7 @@ def resolve_source(
         elif teacher_dir is not None:
             source = "teacher"
         else:
-            from vidmatte.models.weights import find_weights
+            from vidmatte.models.weights.resolution import find_weights
 
             found = find_weights("trimapnet")
             if found is not None and found.source == "env":
@@ -144,8 +144,8 @@ def resolve_source(
 
 
 def _load_network(weights: str | Path | None, device: torch.device, fp16: bool) -> NetworkSource:
-    from vidmatte.models.trimapnet import TrimapNet
-    from vidmatte.models.weights import resolve_weights
+    from vidmatte.models.trimapnet.model import TrimapNet
+    from vidmatte.models.weights.resolution import resolve_weights
 
     resolved = resolve_weights("trimapnet", weights, allow_download=False)
     model = TrimapNet.from_folder(resolved.folder, device=device).eval()
@@ -159,7 +159,7 @@ def _load_network(weights: str | Path | None, device: torch.device, fp16: bool) 
 
 
 def _load_teacher(teacher_dir: str | Path | None) -> TeacherSource:
-    from vidmatte.models.teachers import find_teacher_dir, load_teacher
+    from vidmatte.models.teachers.base import find_teacher_dir, load_teacher
 
     folder = find_teacher_dir(teacher_dir)
     if folder is None:
@@ -183,13 +183,13 @@ def resolve_matter(
     classical matter. The IndexNet weights shipped in assets/ are not picked by `auto`: on
     every measure we have they are below the classical matter (README, Evaluation), which
     needs no files at all, so shipped weights would only make the default worse."""
-    from vidmatte.models.matter import build_matter
+    from vidmatte.models.matters.base import build_matter
 
     if kind not in MATTERS:
         raise UsageError(f"--matter {kind!r}: choose one of {', '.join(MATTERS)}")
     info: dict[str, Any] = {}
     if kind in ("auto", "indexnet"):
-        from vidmatte.models.weights import find_weights, resolve_weights
+        from vidmatte.models.weights.resolution import find_weights, resolve_weights
 
         if kind == "indexnet" or weights is not None:
             found = resolve_weights("indexnet", weights, allow_download=False)

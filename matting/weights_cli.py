@@ -19,7 +19,7 @@ PROG = "vidmatte-cli weights"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidmatte.models.weights import DEFAULT_MODELS
+    from vidmatte.models.weights.resolution import DEFAULT_MODELS
 
     names = ", ".join(DEFAULT_MODELS)
     p = argparse.ArgumentParser(
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list(args) -> int:
-    from vidmatte.models import weights as W
+    from vidmatte.models.weights import resolution as W
 
     rows = []
     for name in W.DEFAULT_MODELS:
@@ -76,7 +76,7 @@ def _list(args) -> int:
 
 
 def _download(args) -> int:
-    from vidmatte.models import weights as W
+    from vidmatte.models.weights import resolution as W
 
     for name in args.names or W.DEFAULT_MODELS:
         if not args.force:
@@ -94,7 +94,7 @@ def _download(args) -> int:
 
 
 def _verify_one(target: str) -> dict:
-    from vidmatte.models import weights as W
+    from vidmatte.models.weights import resolution as W
 
     path = Path(target).expanduser()
     if target not in W.MODEL_ARCHITECTURE or path.exists():
@@ -117,7 +117,7 @@ def _verify_one(target: str) -> dict:
 
 
 def _verify(args) -> int:
-    from vidmatte.models import weights as W
+    from vidmatte.models.weights import resolution as W
 
     targets = args.targets or list(W.DEFAULT_MODELS)
     results, failed = [], None
@@ -147,7 +147,7 @@ def _verify(args) -> int:
 
 
 def _path(args) -> int:
-    from vidmatte.models import weights as W
+    from vidmatte.models.weights import resolution as W
 
     res = W.resolve_weights(args.name, args.weights, allow_download=False)
     print(res.folder)

@@ -24,7 +24,7 @@ from PySide6.QtGui import QDesktopServices, QImage  # noqa: E402
 from vidmatte.app.main_window import MainWindow  # noqa: E402
 from vidmatte.app.session import export_job  # noqa: E402
 from vidmatte.assets import SAMPLE_CLIP  # noqa: E402
-from vidmatte.matting.video import open_video  # noqa: E402
+from vidmatte.matting.io.video import open_video  # noqa: E402
 
 FRAMES = 4
 ROOT = Path(__file__).resolve().parents[1]

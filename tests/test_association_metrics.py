@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidmatte.matting.id_metrics import (
+from vidmatte.matting.tracking.id_metrics import (
     count_fragmentations,
     count_id_switches,
     id_metrics,

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vidmatte.matting.association import AssociationConfig, Associator
-from vidmatte.matting.id_metrics import count_id_switches, id_metrics
+from vidmatte.matting.tracking.association import AssociationConfig, Associator
+from vidmatte.matting.tracking.id_metrics import count_id_switches, id_metrics
 from vidmatte.models.instances import Instances, boxes_and_centres
 
 SCALE = 0.5  # half resolution keeps the tests fast; association reduces masks anyway

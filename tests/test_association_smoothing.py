@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vidmatte.matting.smoothing import TrimapSmoother
+from vidmatte.matting.tracking.smoothing import TrimapSmoother
 from vidmatte.models.errors import UsageError
 from vidmatte.models.instances import boxes_and_centres
 

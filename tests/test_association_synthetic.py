@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidmatte.matting.association import (
+from vidmatte.matting.tracking.association import (
     AssociationConfig,
     Associator,
     mask_iou,
     reduce_masks,
     shift_masks,
 )
-from vidmatte.matting.id_metrics import count_id_switches, id_metrics
+from vidmatte.matting.tracking.id_metrics import count_id_switches, id_metrics
 from vidmatte.models.errors import UsageError
 from vidmatte.models.instances import Instances, boxes_and_centres
 

@@ -154,7 +154,7 @@ def test_exit_codes(tmp_path, shared_weights):
 
 def test_lossless_container_matches_png_sequence(tmp_path, shared_weights):
     """FFV1 spans the processed range frame for frame, with the same alpha as the PNGs."""
-    from vidmatte.matting.writers import read_alpha
+    from vidmatte.matting.io.writers import read_alpha
 
     args = ["--teacher-dir", str(shared_weights), "--end", "4", "--quiet"]
     assert main([str(SAMPLE_CLIP), "--out", str(tmp_path / "png"), *args]) == 0
@@ -171,7 +171,7 @@ def test_lossless_container_matches_png_sequence(tmp_path, shared_weights):
 
 
 def test_folder_names_are_safe_and_unique():
-    from vidmatte.matting.export import folder_names
+    from vidmatte.matting.io.export import folder_names
 
     got = folder_names({1: "Anna K.", 2: "anna k", 3: "../..", 4: "manifest.json", 5: "Bob"})
     assert got == {1: "Anna_K", 2: "anna_k_2", 3: "person_03", 4: "person_04", 5: "Bob"}
@@ -181,7 +181,7 @@ def test_single_image_input(tmp_path, shared_weights):
     """One photo is a one-frame input: the person is found without a second frame."""
     import cv2
 
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.video import open_video
 
     with open_video(SAMPLE_CLIP) as r:
         rgb = r.read(10).rgb
@@ -200,7 +200,7 @@ def test_rotated_odd_sized_phone_clip(tmp_path, shared_weights):
     import av
     import cv2
 
-    from vidmatte.matting.video import open_video
+    from vidmatte.matting.io.video import open_video
 
     with open_video(SAMPLE_CLIP) as r:
         upright = [cv2.resize(r.read(i).rgb, (201, 237)) for i in range(3)]  # w=201, h=237
@@ -250,7 +250,7 @@ def test_no_weights_and_no_teacher_is_one_line(tmp_path, isolated_weights, monke
 def test_shipped_weights_are_the_default_without_a_teacher(tmp_path, monkeypatch):
     """No flags, no teacher configured: the trimap network and IndexNet shipped in assets/
     find the astronaut with the weights' own calibrated threshold."""
-    from vidmatte.models.weights import find_weights
+    from vidmatte.models.weights.resolution import find_weights
 
     monkeypatch.delenv("VIDMATTE_TEACHER_DIR", raising=False)
     for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):
@@ -278,7 +278,7 @@ def test_auto_prefers_what_the_user_configured(shared_weights, monkeypatch):
     import torch
 
     from vidmatte.matting.sources import resolve_matter, resolve_source
-    from vidmatte.models.weights import find_weights
+    from vidmatte.models.weights.resolution import find_weights
 
     cpu = torch.device("cpu")
     for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):

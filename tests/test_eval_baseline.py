@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vidmatte.matting.pipeline import Pipeline, PipelineConfig
-from vidmatte.training.baseline import evaluate_matters, evaluate_vos
+from vidmatte.training.eval.baseline import evaluate_matters, evaluate_vos
 
 
 @pytest.fixture(scope="module")

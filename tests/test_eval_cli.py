@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidmatte.training.eval_cli import main
-from vidmatte.training.eval_data import read_sequences
+from vidmatte.training.eval.cli import main
+from vidmatte.training.eval.data import read_sequences
 
 
 def _davis_copy(shared_data, dst, n=4, shift=0):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.indexnet import IndexNetMatting, build_indexnet
-from vidmatte.models.indexnet_import import load_official_checkpoint
-from vidmatte.models.matter import IndexNetMatter, build_matter
-from vidmatte.models.matting_losses import alpha_prediction_loss, composition_loss
+from vidmatte.models.indexnet.losses import alpha_prediction_loss, composition_loss
+from vidmatte.models.indexnet.model import IndexNetMatting, build_indexnet
+from vidmatte.models.indexnet.official import load_official_checkpoint
+from vidmatte.models.matters.base import IndexNetMatter, build_matter
 
 SPRING = "matting/c1k_spring-289527_1920_15"
 WEDDING = "matting/c1k_wedding-dresses-1486260_1280_3"

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from vidmatte.models.matrix_nms import matrix_nms
+from vidmatte.models.trimapnet.postprocess import matrix_nms
 
 
 def _box(h0, h1, w0, w1, size=20):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidmatte.models.closed_form import closed_form_alpha
 from vidmatte.models.errors import InputError, UsageError, WeightsError
-from vidmatte.models.matter import Matter, band_tiles, build_matter
+from vidmatte.models.matters.base import Matter, band_tiles, build_matter
+from vidmatte.models.matters.classical import closed_form_alpha
 from vidmatte.training.metrics import evaluation_trimap
 
 SPRING = "matting/c1k_spring-289527_1920_15"

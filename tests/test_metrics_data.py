@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidmatte.training.eval_data import read_map, read_rgb, read_sequences
+from vidmatte.training.eval.data import read_map, read_rgb, read_sequences
 from vidmatte.training.metrics import (
     alpha_metrics,
     boundary_f,

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vidmatte.matting.video import open_video
+from vidmatte.matting.io.video import open_video
 from vidmatte.training.cli import main as train_main
-from vidmatte.training.datasets import read_manifest
+from vidmatte.training.data.datasets import read_manifest
 
 EVERY, WINDOW, N = 5, 1, 28
 
@@ -136,8 +136,8 @@ def test_user_errors_are_one_line(cut, tmp_path, shared_weights, capsys, monkeyp
 def test_distil_alpha_makes_a_matting_folder(straight, tmp_path, capsys):
     """The classical matter's alpha on each labelled person, as IndexNet training data:
     soft only inside the teacher's band, exact 0/1 outside it, resumable."""
-    from vidmatte.training.augment import AugmentConfig
-    from vidmatte.training.datasets import MattingCompositeDataset, read_grey
+    from vidmatte.training.data.augment import AugmentConfig
+    from vidmatte.training.data.datasets import MattingCompositeDataset, read_grey
 
     out = tmp_path / "distil"
     assert train_main(["distil-alpha", str(straight), "--out", str(out), "--limit", "3"]) == 0
@@ -170,8 +170,8 @@ def test_calibrate_writes_the_person_threshold_the_pipeline_uses(straight, tmp_p
     import torch
 
     from vidmatte.matting.sources import NetworkSource
-    from vidmatte.models.model_folder import sha256_file
-    from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
+    from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig, build_trimapnet
+    from vidmatte.models.weights.folder import sha256_file
 
     torch.manual_seed(0)
     cfg = TrimapNetConfig(fpn_channels=32, ins_channels=32, num_instance_convs=1,

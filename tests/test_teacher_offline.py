@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from vidmatte.matting.association import AssociationConfig, Associator
-from vidmatte.matting.video import open_video
+from vidmatte.matting.io.video import open_video
+from vidmatte.matting.tracking.association import AssociationConfig, Associator
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.instances import Instances, boxes_and_centres
-from vidmatte.models.teachers import (
+from vidmatte.models.teachers.base import (
     ENV_TEACHER_DIR,
     POSE_FILE,
     YOLOX_FILE,

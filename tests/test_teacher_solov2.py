@@ -1,6 +1,6 @@
 """The SOLOv2 teacher wrapper: persons only, masks at the frame's size, no trimaps.
 
-Runs only once `vidmatte.models.solov2_import` exists. No official SOLOv2 checkpoint is in
+Runs only once `vidmatte.models.trimapnet.official` exists. No official SOLOv2 checkpoint is in
 ../shared (over the fetch limit), so the wrapper is checked on a binary-mode TrimapNet with
 untrained heads at a low threshold: the plumbing, not the accuracy.
 """
@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("vidmatte.models.solov2_import", reason="models/solov2_import.py not there yet")
+pytest.importorskip(
+    "vidmatte.models.trimapnet.official", reason="models/trimapnet/official.py not there yet"
+)
 
 from vidmatte.models.errors import WeightsError  # noqa: E402
-from vidmatte.models.solov2_teacher import Solov2Teacher, load_solov2_teacher  # noqa: E402
-from vidmatte.models.teachers import Teacher, load_teacher  # noqa: E402
-from vidmatte.models.trimapnet import (  # noqa: E402
+from vidmatte.models.teachers.base import Teacher, load_teacher  # noqa: E402
+from vidmatte.models.teachers.solov2 import Solov2Teacher, load_solov2_teacher  # noqa: E402
+from vidmatte.models.trimapnet.model import (  # noqa: E402
     PostprocessConfig,
     TrimapNetConfig,
     build_trimapnet,

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vidmatte.matting.association import AssociationConfig, Associator
-from vidmatte.matting.tracks import TrackStore
+from vidmatte.matting.tracking.association import AssociationConfig, Associator
+from vidmatte.matting.tracking.tracks import TrackStore
 from vidmatte.models.errors import UsageError
 from vidmatte.models.instances import Instances, boxes_and_centres
 

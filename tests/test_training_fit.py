@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidmatte.training.datasets import collate, import_mask_sequence
+from vidmatte.training.data.datasets import collate, import_mask_sequence
 from vidmatte.training.trainer import OptimConfig, RunConfig, Trainer, from_dict
 from vidmatte.training.trimap_training import TrimapTask
 

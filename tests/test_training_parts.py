@@ -14,14 +14,14 @@ import torch
 
 from vidmatte.models.errors import UsageError
 from vidmatte.models.flow import dis_flow, warp_numpy
-from vidmatte.training.augment import (
+from vidmatte.training.data.augment import (
     AugmentConfig,
     apply_flow,
     apply_image,
     apply_label,
     sample_params,
 )
-from vidmatte.training.datasets import (
+from vidmatte.training.data.datasets import (
     MattingCompositeDataset,
     MixedDataset,
     ResumableSampler,
@@ -31,7 +31,7 @@ from vidmatte.training.datasets import (
     import_mask_sequence,
     read_rgb,
 )
-from vidmatte.training.flow_cache import FlowCache
+from vidmatte.training.data.flow_cache import FlowCache
 from vidmatte.training.losses import instance_temporal_loss, neighbour_points, pool_flow
 from vidmatte.training.trainer import OptimConfig, lr_factor
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.solov2_import import (
+from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig
+from vidmatte.models.trimapnet.official import (
     load_adelaidet_solov2,
     map_adelaidet_keys,
     safe_torch_load,
     trimap_from_binary,
 )
-from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 
 
 @pytest.fixture(autouse=True, scope="module")

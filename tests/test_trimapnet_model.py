@@ -7,7 +7,7 @@ import torch
 
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.instances import Instances
-from vidmatte.models.trimapnet import (
+from vidmatte.models.trimapnet.model import (
     PostprocessConfig,
     TrimapNet,
     TrimapNetConfig,
@@ -230,7 +230,7 @@ def test_cpu_gpu_parity():
 def test_frozen_stages_get_no_gradient_and_odd_widths_build(backbone):
     """`[model] freeze = 2` (stem + stride-4 stage) for short CPU schedules; a 48-wide head
     (GroupNorm needs a divisor of the width) builds and trains."""
-    from vidmatte.models.backbones import freeze_stages
+    from vidmatte.models.trimapnet.backbones import freeze_stages
 
     widths = dict(SMALL, fpn_channels=48, ins_channels=48, mask_channels=48, num_masks=48)
     torch.manual_seed(0)

@@ -2,8 +2,8 @@
 
 import torch
 
-from vidmatte.models.solov2_loss import LossWeights, dice_loss, trimap_mask_loss
-from vidmatte.models.solov2_targets import assign_targets
+from vidmatte.models.trimapnet.loss import LossWeights, dice_loss, trimap_mask_loss
+from vidmatte.models.trimapnet.targets import assign_targets
 
 
 def _square(x0, y0, side, size=256):

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from vidmatte.matting.trimaps import (
+from vidmatte.models.instances import Instances, boxes_and_centres
+from vidmatte.models.trimap import (
     BAND_MAX,
     BAND_MIN,
     band_width,
@@ -18,7 +19,6 @@ from vidmatte.matting.trimaps import (
     probs_to_trimaps,
     trimap_from_alpha,
 )
-from vidmatte.models.instances import Instances, boxes_and_centres
 
 
 def disc(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from vidmatte.matting.video import open_video
+from vidmatte.matting.io.video import open_video
 from vidmatte.models.errors import InputError
 
 W, H = 64, 48

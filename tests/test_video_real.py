@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vidmatte.matting.video import TruncatedInputWarning, open_video
+from vidmatte.matting.io.video import TruncatedInputWarning, open_video
 from vidmatte.models.errors import InputError
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from vidmatte.models.checkpoints import (
+from vidmatte.models.errors import WeightsError
+from vidmatte.models.weights.checkpoints import (
     load_checkpoint_object,
     load_third_party_checkpoint,
     strip_prefix,
 )
-from vidmatte.models.errors import WeightsError
 
 
 class _RunsCode:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from vidmatte.matting.weights_cli import main
-from vidmatte.models import weights as W
-from vidmatte.models.model_folder import CONFIG_NAME, TENSORS_NAME, save_model_folder
+from vidmatte.models.weights import resolution as W
+from vidmatte.models.weights.folder import CONFIG_NAME, TENSORS_NAME, save_model_folder
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 

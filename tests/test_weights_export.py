@@ -12,11 +12,11 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v2
 
-from vidmatte.models import weights as W
-from vidmatte.models.model_folder import TENSORS_NAME, read_config
-from vidmatte.models.weights import load_module, verify_folder
+from vidmatte.models.weights import resolution as W
+from vidmatte.models.weights.folder import TENSORS_NAME, read_config
+from vidmatte.models.weights.resolution import load_module, verify_folder
 from vidmatte.training.cli import main as train_main
-from vidmatte.training.model_card import DataSource, build_model_card
+from vidmatte.training.release.model_card import DataSource, build_model_card
 
 ARCH = {"width_mult": 0.35, "num_classes": 3}
 TEST_ARCH = "mnv2-test"  # not registered: export verifies the folder generically
@@ -190,7 +190,7 @@ def test_export_goes_through_a_registered_architecture(tmp_path, trained, monkey
         textwrap.dedent(
             f"""
             from torchvision.models import mobilenet_v2
-            from vidmatte.models.weights import load_module
+            from vidmatte.models.weights.resolution import load_module
 
             class Net:
                 @classmethod

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from vidmatte.models import weights as W
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.model_folder import TENSORS_NAME, read_config, save_model_folder
+from vidmatte.models.weights import resolution as W
+from vidmatte.models.weights.folder import TENSORS_NAME, read_config, save_model_folder
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -182,7 +182,7 @@ def test_registry_builds_lazily_through_from_folder(tmp_path, monkeypatch):
         textwrap.dedent(
             """
             from torch import nn
-            from vidmatte.models.weights import load_module
+            from vidmatte.models.weights.resolution import load_module
 
             class Tiny(nn.Sequential):
                 @classmethod

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from test_video_edgecases import H, W, make_clip
 
-from vidmatte.matting.atomic import check_free_space, output_error
-from vidmatte.matting.video import open_video
-from vidmatte.matting.writers import (
+from vidmatte.matting.io.atomic import check_free_space, output_error
+from vidmatte.matting.io.video import open_video
+from vidmatte.matting.io.writers import (
     ALPHA_FORMATS,
     PRORES_ALPHA_TOLERANCE,
     WEBM_TOLERANCE,

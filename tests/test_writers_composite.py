@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_video_edgecases import H, W, make_clip, pattern
 
-from vidmatte.matting.manifest import SCHEMA_VERSION, read_manifest, source_entry, write_manifest
-from vidmatte.matting.video import open_video
-from vidmatte.matting.writers import (
+from vidmatte.matting.io.manifest import SCHEMA_VERSION, read_manifest, source_entry, write_manifest
+from vidmatte.matting.io.video import open_video
+from vidmatte.matting.io.writers import (
     open_composite_writer,
     parse_colour,
     write_rgba_png,

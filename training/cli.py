@@ -17,23 +17,26 @@ from vidmatte.models.errors import guarded_main
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pseudo-label": (
-        "vidmatte.training.pseudo_label",
+        "vidmatte.training.labels.pseudo_label",
         "label unlabelled videos with the teacher (pseudo trimaps + track IDs)",
     ),
     "distil-alpha": (
-        "vidmatte.training.distil_alpha",
+        "vidmatte.training.labels.distil_alpha",
         "alpha mattes of pseudo-labelled people from the classical matter (IndexNet data)",
     ),
     "fit": ("vidmatte.training.fit", "train the trimap network (or IndexNet) from a config"),
     "calibrate": (
-        "vidmatte.training.calibrate",
+        "vidmatte.training.labels.calibrate",
         "set trimap weights' person score threshold from pseudo-labelled frames",
     ),
     "export": (
-        "vidmatte.training.export",
+        "vidmatte.training.release.export",
         "checkpoint -> model folder (config.json + safetensors)",
     ),
-    "publish": ("vidmatte.training.publish", "model folder + generated model card -> the Hub"),
+    "publish": (
+        "vidmatte.training.release.publish",
+        "model folder + generated model card -> the Hub",
+    ),
 }
 
 

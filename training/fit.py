@@ -112,7 +112,7 @@ def build(cfg: dict[str, Any], resume=None, overwrite: bool = False, quiet: bool
 
 
 def precompute_flow(task) -> int:
-    from vidmatte.training.datasets import MixedDataset
+    from vidmatte.training.data.datasets import MixedDataset
 
     ds = task.build_train_set(0, 1)
     video = ds.video if isinstance(ds, MixedDataset) else None

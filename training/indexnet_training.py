@@ -3,9 +3,9 @@
 Deep Image Matting / IndexNet recipe: foreground and background are augmented separately
 (same geometry, each its own photometric jitter) and composited *after* augmentation, so
 the composition loss compares against the exact image the network saw. The trimap input is
-made from the ground-truth alpha (matting/trimaps.py rules) and fed as {0, 0.5, 1}.
+made from the ground-truth alpha (models/trimap.py rules) and fed as {0, 0.5, 1}.
 Loss = w_alpha · alpha_prediction_loss + w_comp · composition_loss (0.5 / 0.5 as in DIM),
-both over the unknown region (models/matting_losses.py). Evaluation: MAD and MSE (×1e3)
+both over the unknown region (models/indexnet/losses.py). Evaluation: MAD and MSE (×1e3)
 over the unknown region on fixed (epoch 0, centre-crop) composites.
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from vidmatte.models.errors import UsageError
-from vidmatte.training.augment import (
+from vidmatte.training.data.augment import (
     AugmentConfig,
     apply_alpha,
     apply_image,
@@ -28,7 +28,7 @@ from vidmatte.training.augment import (
     jitter_colour,
     sample_params,
 )
-from vidmatte.training.datasets import (
+from vidmatte.training.data.datasets import (
     IGNORE,
     MattingCompositeDataset,
     find_images,
@@ -98,7 +98,7 @@ class IndexNetLoss(nn.Module):
         self.model, self.cfg = model, cfg
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
-        from vidmatte.models.matting_losses import alpha_prediction_loss, composition_loss
+        from vidmatte.models.indexnet.losses import alpha_prediction_loss, composition_loss
 
         pred = self.model(batch["image"], batch["trimap"]).float().clamp(0, 1)
         la = alpha_prediction_loss(pred, batch["alpha"], batch["trimap"])
@@ -125,7 +125,7 @@ class IndexNetTask:
         return AugmentConfig(tuple(d.out_size), tuple(d.scale_range), d.flip_p, j, j, j, 0.1 * j)
 
     def build_model(self) -> nn.Module:
-        from vidmatte.models.indexnet import IndexNetMatting, build_indexnet
+        from vidmatte.models.indexnet.model import IndexNetMatting, build_indexnet
 
         cfg = dict(self.model_cfg)
         cfg.pop("architecture", None)

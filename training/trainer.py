@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from vidmatte.models.errors import Cancelled, InputError, OutputError, UsageError
-from vidmatte.training.datasets import ResumableSampler
+from vidmatte.training.data.datasets import ResumableSampler
 
 # --------------------------------------------------------------------------- config
 

@@ -1,10 +1,10 @@
 """Trimap-network training task: data mix, focal + trimap + lambda·temporal loss, evaluation.
 
-The student (models/trimapnet.py) computes its own per-frame losses in train mode
+The student (models/trimapnet/model.py) computes its own per-frame losses in train mode
 ({"loss_cate", "loss_mask"}); this task adds the temporal loss (losses.py) on the triplet's
 neighbours through `model.instance_logits`, computes RAFT flow on the GPU when asked
 (`flow = "raft"`), and evaluates the instance trimaps on a held clip: trimap IoU against the
-labels and the paper's temporal consistency TC (training/metrics.py), both at the GT
+labels and the paper's temporal consistency TC (training/metrics/__init__.py), both at the GT
 instance centres so that detection noise does not mask the trimap head's stability.
 """
 
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidmatte.models.errors import UsageError
-from vidmatte.training.augment import AugmentConfig
-from vidmatte.training.datasets import (
+from vidmatte.training.data.augment import AugmentConfig
+from vidmatte.training.data.datasets import (
     MattingCompositeDataset,
     MixedDataset,
     TripletConfig,
@@ -276,8 +276,8 @@ class TrimapTask:
         arch = cfg.pop("architecture", "trimapnet")
         if arch != "trimapnet":
             raise UsageError(f"[model] architecture {arch!r}: the trimap task trains 'trimapnet'")
-        from vidmatte.models.backbones import freeze_stages
-        from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
+        from vidmatte.models.trimapnet.backbones import freeze_stages
+        from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig, build_trimapnet
 
         freeze = int(cfg.pop("freeze", 0))  # backbone stages without gradients (training only)
         if init:  # fine-tune a model folder (its own architecture settings win)
@@ -309,7 +309,7 @@ class TrimapTask:
         if d.matting and (d.matting_ratio > 0 or video is None):
             bgs = []
             if d.backgrounds:
-                from vidmatte.training.datasets import find_images
+                from vidmatte.training.data.datasets import find_images
 
                 bgs = find_images(d.backgrounds)
             elif video is not None:  # other videos' frames make varied, realistic backgrounds

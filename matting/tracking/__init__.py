@@ -1,0 +1,1 @@
+"""Who is who across frames: association, the track store, smoothing, identity metrics."""

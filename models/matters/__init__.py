@@ -1,0 +1,1 @@
+"""Matters: per-person trimaps -> alpha (base contract, classical, IndexNet, fast)."""

@@ -1,0 +1,1 @@
+"""TrimapNet: SOLOv2 with a 3-class trimap per instance (model.py composes the parts)."""

@@ -1,0 +1,1 @@
+"""Weights on disk: model folders, resolution order, the one third-party checkpoint reader."""

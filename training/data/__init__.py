@@ -1,0 +1,1 @@
+"""Training data: pseudo-labelled triplets, matting composites, augmentation, flow cache."""

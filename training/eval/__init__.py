@@ -1,0 +1,1 @@
+"""Evaluation: vidmatte-eval, its folder readers, the baseline comparison, plots."""

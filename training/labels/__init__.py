@@ -1,0 +1,1 @@
+"""Labels made offline: teacher pseudo-labels, distilled alpha, score calibration."""
