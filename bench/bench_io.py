@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidmatte.matting.io.alpha import ALPHA_FORMATS, open_alpha_writer, read_alpha
 from vidmatte.matting.io.video import open_video
-from vidmatte.matting.io.writers import ALPHA_FORMATS, open_alpha_writer, read_alpha
 from vidmatte.models.shared import shared_data
 
 SOURCES = {"720p": "hybrik_taiji.mp4", "1080p": "romp_dance_whitebg.mp4"}

@@ -65,7 +65,8 @@ def run(quick: bool = False) -> dict:
     import torch
 
     from vidmatte.models.indexnet.model import build_indexnet
-    from vidmatte.models.matters.base import ClassicalMatter, IndexNetMatter
+    from vidmatte.models.matters.classical import ClassicalMatter
+    from vidmatte.models.matters.indexnet import IndexNetMatter
 
     model = build_indexnet(True).eval()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -121,7 +122,8 @@ def run(quick: bool = False) -> dict:
 
 
 def matter_tiles(matter, tri: np.ndarray) -> list:
-    from vidmatte.models.matters.base import IndexNetMatter, band_tiles
+    from vidmatte.models.matters.base import band_tiles
+    from vidmatte.models.matters.indexnet import IndexNetMatter
 
     if isinstance(matter, IndexNetMatter):
         t = matter.tile or max(tri.shape)

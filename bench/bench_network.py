@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from vidmatte.models.trimapnet.model import PostprocessConfig, TrimapNetConfig, build_trimapnet
+from vidmatte.models.trimapnet import PostprocessConfig, TrimapNetConfig, build_trimapnet
 
 HEAVY_POST = PostprocessConfig(score_thr=0.0, update_thr=0.0, nms_pre=100, max_per_img=20)
 

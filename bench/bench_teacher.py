@@ -20,7 +20,8 @@ import numpy as np
 
 from vidmatte.matting.io.video import open_video
 from vidmatte.models.shared import shared_data, shared_weights
-from vidmatte.models.teachers.base import TTATeacher, find_teacher_dir, load_teacher
+from vidmatte.models.teachers.base import find_teacher_dir, load_teacher
+from vidmatte.models.teachers.tta import TTATeacher
 from vidmatte.models.trimap import masks_to_trimaps
 
 CLIPS = {1: "sam2_juggle_single_person.mp4", 3: "maggie_three_dancers.mp4"}

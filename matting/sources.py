@@ -144,7 +144,7 @@ def resolve_source(
 
 
 def _load_network(weights: str | Path | None, device: torch.device, fp16: bool) -> NetworkSource:
-    from vidmatte.models.trimapnet.model import TrimapNet
+    from vidmatte.models.trimapnet import TrimapNet
     from vidmatte.models.weights.resolution import resolve_weights
 
     resolved = resolve_weights("trimapnet", weights, allow_download=False)

@@ -154,7 +154,7 @@ def test_exit_codes(tmp_path, shared_weights):
 
 def test_lossless_container_matches_png_sequence(tmp_path, shared_weights):
     """FFV1 spans the processed range frame for frame, with the same alpha as the PNGs."""
-    from vidmatte.matting.io.writers import read_alpha
+    from vidmatte.matting.io.alpha import read_alpha
 
     args = ["--teacher-dir", str(shared_weights), "--end", "4", "--quiet"]
     assert main([str(SAMPLE_CLIP), "--out", str(tmp_path / "png"), *args]) == 0

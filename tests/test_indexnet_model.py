@@ -11,7 +11,8 @@ from vidmatte.models.errors import WeightsError
 from vidmatte.models.indexnet.losses import alpha_prediction_loss, composition_loss
 from vidmatte.models.indexnet.model import IndexNetMatting, build_indexnet
 from vidmatte.models.indexnet.official import load_official_checkpoint
-from vidmatte.models.matters.base import IndexNetMatter, build_matter
+from vidmatte.models.matters.base import build_matter
+from vidmatte.models.matters.indexnet import IndexNetMatter
 
 SPRING = "matting/c1k_spring-289527_1920_15"
 WEDDING = "matting/c1k_wedding-dresses-1486260_1280_3"

@@ -170,7 +170,7 @@ def test_calibrate_writes_the_person_threshold_the_pipeline_uses(straight, tmp_p
     import torch
 
     from vidmatte.matting.sources import NetworkSource
-    from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig, build_trimapnet
+    from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
     from vidmatte.models.weights.folder import sha256_file
 
     torch.manual_seed(0)

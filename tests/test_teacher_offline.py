@@ -20,11 +20,10 @@ from vidmatte.models.teachers.base import (
     POSE_FILE,
     YOLOX_FILE,
     Teacher,
-    TTATeacher,
     find_teacher_dir,
     load_teacher,
-    merge_augmented,
 )
+from vidmatte.models.teachers.tta import TTATeacher, merge_augmented
 
 
 @pytest.fixture(scope="module")

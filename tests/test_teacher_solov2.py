@@ -18,11 +18,7 @@ pytest.importorskip(
 from vidmatte.models.errors import WeightsError  # noqa: E402
 from vidmatte.models.teachers.base import Teacher, load_teacher  # noqa: E402
 from vidmatte.models.teachers.solov2 import Solov2Teacher, load_solov2_teacher  # noqa: E402
-from vidmatte.models.trimapnet.model import (  # noqa: E402
-    PostprocessConfig,
-    TrimapNetConfig,
-    build_trimapnet,
-)
+from vidmatte.models.trimapnet import PostprocessConfig, TrimapNetConfig, build_trimapnet  # noqa: E402
 
 
 def test_wrapper_keeps_persons_only():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig
+from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 from vidmatte.models.trimapnet.official import (
     load_adelaidet_solov2,
     map_adelaidet_keys,

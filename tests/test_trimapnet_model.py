@@ -7,12 +7,7 @@ import torch
 
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.instances import Instances
-from vidmatte.models.trimapnet.model import (
-    PostprocessConfig,
-    TrimapNet,
-    TrimapNetConfig,
-    build_trimapnet,
-)
+from vidmatte.models.trimapnet import PostprocessConfig, TrimapNet, TrimapNetConfig, build_trimapnet
 
 # A small head so the tests stay fast; the architecture is the same as the default one.
 SMALL = dict(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidmatte.models.trimapnet.model import TrimapNetConfig, build_trimapnet
+from vidmatte.models.trimapnet import TrimapNetConfig, build_trimapnet
 
 SHORT_SIDE = 192
 STEPS = 24

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from test_video_edgecases import H, W, make_clip
 
-from vidmatte.matting.io.atomic import check_free_space, output_error
-from vidmatte.matting.io.video import open_video
-from vidmatte.matting.io.writers import (
+from vidmatte.matting.io.alpha import (
     ALPHA_FORMATS,
     PRORES_ALPHA_TOLERANCE,
     WEBM_TOLERANCE,
@@ -22,6 +20,8 @@ from vidmatte.matting.io.writers import (
     open_alpha_writer,
     read_alpha,
 )
+from vidmatte.matting.io.atomic import check_free_space, output_error
+from vidmatte.matting.io.video import open_video
 from vidmatte.models.errors import OutputError
 
 N = 6

@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 from test_video_edgecases import H, W, make_clip, pattern
 
+from vidmatte.matting.io.alpha import write_rgba_png, write_trimap_png
+from vidmatte.matting.io.composite import open_composite_writer, parse_colour
 from vidmatte.matting.io.manifest import SCHEMA_VERSION, read_manifest, source_entry, write_manifest
 from vidmatte.matting.io.video import open_video
-from vidmatte.matting.io.writers import (
-    open_composite_writer,
-    parse_colour,
-    write_rgba_png,
-    write_trimap_png,
-)
 from vidmatte.models.errors import InputError, OutputError
 
 

@@ -276,8 +276,8 @@ class TrimapTask:
         arch = cfg.pop("architecture", "trimapnet")
         if arch != "trimapnet":
             raise UsageError(f"[model] architecture {arch!r}: the trimap task trains 'trimapnet'")
+        from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig, build_trimapnet
         from vidmatte.models.trimapnet.backbones import freeze_stages
-        from vidmatte.models.trimapnet.model import TrimapNet, TrimapNetConfig, build_trimapnet
 
         freeze = int(cfg.pop("freeze", 0))  # backbone stages without gradients (training only)
         if init:  # fine-tune a model folder (its own architecture settings win)

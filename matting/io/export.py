@@ -85,7 +85,7 @@ class Exporter:
     names: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from vidmatte.matting.io.writers import ALPHA_FORMATS
+        from vidmatte.matting.io.alpha import ALPHA_FORMATS
 
         self.out_dir = Path(self.out_dir)
         if self.config.fmt not in ALPHA_FORMATS:
@@ -173,7 +173,7 @@ class Exporter:
         return self.config.persons is None or tid in self.config.persons
 
     def _writer(self, tid: int, frame_index: int):
-        from vidmatte.matting.io.writers import open_alpha_writer
+        from vidmatte.matting.io.alpha import open_alpha_writer
 
         w = self._writers.get(tid)
         if w is None:
@@ -225,7 +225,7 @@ class Exporter:
                 union = person.alpha if union is None else np.maximum(union, person.alpha)
             self._last_written[tid] = index
             if self.config.save_trimaps:
-                from vidmatte.matting.io.writers import write_trimap_png
+                from vidmatte.matting.io.alpha import write_trimap_png
 
                 path = self._trimap_path(tid, index)
                 if not (self.config.resume and path.is_file()):
@@ -242,7 +242,7 @@ class Exporter:
         return self.out_dir / self._folder(tid) / "trimap" / f"{index:06d}.png"
 
     def _write_composite(self, result: FrameResult, union: np.ndarray | None) -> None:
-        from vidmatte.matting.io.writers import open_composite_writer
+        from vidmatte.matting.io.composite import open_composite_writer
 
         if self._composite is None:
             self._composite = open_composite_writer(
@@ -276,7 +276,7 @@ class Exporter:
         return out
 
     def _output_rel(self, tid: int) -> str:
-        from vidmatte.matting.io.writers import alpha_output_path
+        from vidmatte.matting.io.alpha import alpha_output_path
 
         p = alpha_output_path(self.out_dir, self._folder(tid), self.config.fmt)
         return p.relative_to(self.out_dir).as_posix()

@@ -1,22 +1,17 @@
-"""The matting interface: per-person trimaps -> soft alpha mattes, and its factory.
+"""The matting contract: per-person trimaps -> soft alpha mattes, shared helpers, the factory.
 
-Two matters share one call: `IndexNetMatter` (learned, needs a model folder) and
-`ClassicalMatter` (closed-form matting, needs nothing; the quality reference).
+Matters share one call: `IndexNetMatter` (matters/indexnet.py, learned, needs a model
+folder) and `ClassicalMatter` (matters/classical.py, closed-form matting, needs nothing;
+the quality reference).
 Both only work on the unknown band: known pixels are copied from the trimap exactly, and
 the work is confined to tiles that touch the band, so a frame whose band is thin costs
-little at any resolution (4K included).
-
-IndexNet tiling: a grid of `tile`-sized windows laid over the band's bounding box, keeping
-only windows that contain unknown pixels; each window sees its full image + trimap
-context; overlapping outputs are blended with linear ramps that never reach 0 and are
-flat at frame borders, so there are no seams. Tiles of all people go through the network
-together in batches (fp16 on CUDA when asked).
+little at any resolution (4K included). `band_tiles` and `blend_weights` are the tiling
+every tiled matter shares: windows over the band only, linear ramps that never reach 0 and
+are flat at frame borders, so there are no seams.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -96,120 +91,6 @@ def blend_weights(th: int, tw: int, y: int, x: int, h: int, w: int, overlap: int
     return (wy[:, None] * wx[None, :]).astype(np.float32)
 
 
-class ClassicalMatter:
-    """Closed-form matting on the unknown band of each trimap (no weights needed).
-
-    People are solved in parallel threads: SuperLU and numpy release the GIL for most of
-    the work, so two cores matte three dancers ~1.6x faster than one after another, with
-    identical results (each person's solve is independent).
-    """
-
-    name = "classical"
-
-    def __init__(
-        self,
-        *,
-        tile: int = 128,
-        overlap: int = 16,
-        sweeps: int = 4,
-        eps: float = 1e-7,
-        workers: int | None = None,
-    ):
-        self.tile, self.overlap, self.sweeps, self.eps = tile, overlap, sweeps, eps
-        self.workers = workers or min(4, os.cpu_count() or 1)
-
-    def __call__(self, image: np.ndarray, trimaps: np.ndarray) -> np.ndarray:
-        from vidmatte.models.matters.classical import closed_form_alpha
-
-        trimaps = check_inputs(image, trimaps)
-        out = np.empty(trimaps.shape, np.float32)
-
-        def solve(i: int) -> None:
-            out[i] = closed_form_alpha(
-                image,
-                trimaps[i],
-                eps=self.eps,
-                tile=self.tile,
-                overlap=self.overlap,
-                sweeps=self.sweeps,
-            )
-
-        if self.workers > 1 and len(trimaps) > 1:
-            with ThreadPoolExecutor(min(self.workers, len(trimaps))) as pool:
-                list(pool.map(solve, range(len(trimaps))))
-        else:
-            for i in range(len(trimaps)):
-                solve(i)
-        return out
-
-
-class IndexNetMatter:
-    """IndexNet on tiles around each person's unknown band, batched across people.
-
-    tile=None runs each person's whole frame in one pass (the reference for tiling).
-    """
-
-    name = "indexnet"
-
-    def __init__(
-        self,
-        model,
-        *,
-        device: str = "cpu",
-        fp16: bool = False,
-        tile: int | None = 512,
-        overlap: int = 64,
-        batch_size: int = 4,
-    ) -> None:
-        import torch
-
-        self.device = torch.device(device)
-        self.fp16 = bool(fp16) and self.device.type == "cuda"
-        self.model = model.to(self.device).eval()
-        self.tile, self.overlap, self.batch_size = tile, overlap, max(1, batch_size)
-
-    def __call__(self, image: np.ndarray, trimaps: np.ndarray) -> np.ndarray:
-        trimaps = check_inputs(image, trimaps)
-        n, h, w = trimaps.shape
-        alpha = _known_alpha(trimaps)
-        unknown = _unknown(trimaps)
-        tile = self.tile or max(h, w)
-        jobs = [
-            (i, y, x) for i in range(n) for (y, x) in band_tiles(unknown[i], tile, self.overlap)
-        ]
-        if not jobs:
-            return alpha
-        th, tw = min(tile, h), min(tile, w)
-        acc = np.zeros((n, h, w), np.float32)
-        wsum = np.zeros((n, h, w), np.float32)
-        for k in range(0, len(jobs), self.batch_size):
-            chunk = jobs[k : k + self.batch_size]
-            pred = self._run(image, trimaps, chunk, th, tw)
-            for (i, y, x), p in zip(chunk, pred, strict=True):
-                wt = blend_weights(th, tw, y, x, h, w, self.overlap)
-                acc[i, y : y + th, x : x + tw] += wt * p
-                wsum[i, y : y + th, x : x + tw] += wt
-        est = acc / np.maximum(wsum, 1e-12)
-        alpha[unknown] = np.clip(est[unknown], 0.0, 1.0)
-        return alpha
-
-    def _run(self, image, trimaps, chunk, th, tw) -> np.ndarray:
-        import torch
-
-        imgs = np.stack([image[y : y + th, x : x + tw] for _, y, x in chunk])
-        tris = np.stack([trimaps[i, y : y + th, x : x + tw] for i, y, x in chunk])
-        with torch.inference_mode():
-            im = torch.from_numpy(imgs).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            tr = torch.from_numpy(tris).to(self.device)[:, None].float()
-            tr = torch.where((tr > 0) & (tr < 255), torch.full_like(tr, 0.5), tr / 255.0)
-            if self.fp16:
-                with torch.autocast("cuda", dtype=torch.float16):
-                    out = self.model(im, tr)
-            else:
-                out = self.model(im, tr)
-            return out[:, 0].float().cpu().numpy()
-
-
 def build_matter(
     kind: str = "classical",
     *,
@@ -219,6 +100,8 @@ def build_matter(
 ) -> Matter:
     """The matter for `kind`: "classical" (needs nothing) or "indexnet" (a model folder)."""
     if kind == "classical":
+        from vidmatte.models.matters.classical import ClassicalMatter
+
         return ClassicalMatter()
     if kind != "indexnet":
         raise UsageError(f"unknown matter {kind!r} (choose from {', '.join(KINDS)})")
@@ -227,6 +110,7 @@ def build_matter(
             "the indexnet matter needs weights (a model folder); use --matter classical without"
         )
     from vidmatte.models.indexnet.model import IndexNetMatting
+    from vidmatte.models.matters.indexnet import IndexNetMatter
 
     model = IndexNetMatting.from_folder(weights, device=device)
     return IndexNetMatter(model, device=device, fp16=fp16)

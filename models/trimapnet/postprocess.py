@@ -1,4 +1,6 @@
-"""Matrix NMS (SOLOv2): decay every score by its overlap with higher-scored masks at once.
+"""SOLOv2 post-processing on the device: point NMS on the grids and Matrix NMS.
+
+Matrix NMS (SOLOv2): decay every score by its overlap with higher-scored masks at once.
 
 All in tensor algebra (one N x N IoU matrix), so it stays on the device and needs no loop.
 For candidate j, each higher-scored i of the same class contributes
@@ -9,6 +11,7 @@ compensation term stops a mask that is itself suppressed from suppressing others
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -46,3 +49,9 @@ def matrix_nms(
     else:
         raise ValueError(f"unknown Matrix NMS kernel {kernel!r}")
     return scores * coeff
+
+
+def point_nms(heat: Tensor, kernel: int = 2) -> Tensor:
+    """Keep grid scores that are local maxima of a 2x2 window (official SOLOv2)."""
+    hmax = F.max_pool2d(heat, kernel, stride=1, padding=1)
+    return heat * (hmax[:, :, :-1, :-1] == heat)

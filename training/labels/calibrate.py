@@ -71,7 +71,7 @@ def calibrate(
 ) -> Calibration:
     import torch
 
-    from vidmatte.models.trimapnet.model import TrimapNet
+    from vidmatte.models.trimapnet import TrimapNet
     from vidmatte.training.data.datasets import read_grey, read_manifest, read_rgb
 
     root = Path(dataset)

@@ -1,5 +1,6 @@
-"""Export: per-person alpha mattes, foreground cut-outs and composites, in files an editor
-opens with the alpha intact (DESIGN.md, output layout).
+"""Alpha writers and readers: per-person alpha mattes and foreground cut-outs, in files an
+editor opens with the alpha intact (docs/architecture.md, output layout). Composites:
+matting/io/composite.py.
 
 Alpha formats (`ALPHA_FORMATS`), one output per person:
     png     out/person_01/alpha/000000.png   8-bit grey, lossless, one file per frame
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,7 +58,7 @@ from vidmatte.matting.io.atomic import (
 from vidmatte.models.errors import InputError, OutputError
 
 if TYPE_CHECKING:
-    from vidmatte.matting.io.video import Frame, VideoInfo
+    from vidmatte.matting.io.video import VideoInfo
 
 ALPHA_FORMATS = ("png", "png16", "prores", "webm", "ffv1")
 CONTAINER_EXT = {"prores": ".mov", "webm": ".webm", "ffv1": ".mkv"}
@@ -73,7 +73,7 @@ _FRAME_RE = re.compile(r"^(\d{6,})\.png$")
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _BT709 = 1  # AVCOL_SPC_BT709 / AVCOL_PRI_BT709 / AVCOL_TRC_BT709
-_MPEG_RANGE = 1
+MPEG_RANGE = 1
 
 
 # --------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def quantize_alpha(alpha: np.ndarray, maxval: int) -> np.ndarray:
     return np.rint(f * maxval).astype(dtype)
 
 
-def _check_shape(alpha: np.ndarray, h: int, w: int, what: str = "alpha") -> None:
+def check_shape(alpha: np.ndarray, h: int, w: int, what: str = "alpha") -> None:
     if alpha.ndim != 2 or alpha.shape != (h, w):
         raise ValueError(f"{what} must be {h}x{w} (HxW), got {tuple(alpha.shape)}")
 
@@ -165,7 +165,7 @@ def write_rgba_png(
     `premultiplied=True` stores colour * alpha (what some compositors expect). `bits=16`
     writes 16-bit channels."""
     h, w = rgb.shape[:2]
-    _check_shape(np.asarray(alpha), h, w)
+    check_shape(np.asarray(alpha), h, w)
     maxval = 65535 if bits == 16 else 255
     a = quantize_alpha(alpha, maxval)
     c = quantize_alpha(rgb, maxval) if rgb.dtype != np.uint8 or bits == 16 else rgb
@@ -274,7 +274,7 @@ class _PngSequenceWriter(AlphaWriter):
 
     def write(self, index, alpha, *, pts=None, rgb=None) -> None:
         a = np.asarray(alpha)
-        _check_shape(a, self.info.height, self.info.width)
+        check_shape(a, self.info.height, self.info.width)
         data = _encode_png(quantize_alpha(a, self._maxval))
         atomic_write_bytes(self.frame_path(index), data)
         self._written.add(index)
@@ -304,12 +304,12 @@ def _plane_array(plane, dtype) -> np.ndarray:
     return buf[: plane.height, : plane.width]
 
 
-def _tag_bt709(cc) -> None:
+def tag_bt709(cc) -> None:
     for name, value in (
         ("colorspace", _BT709),
         ("color_primaries", _BT709),
         ("color_trc", _BT709),
-        ("color_range", _MPEG_RANGE),
+        ("color_range", MPEG_RANGE),
     ):
         with contextlib.suppress(AttributeError, TypeError, ValueError):
             setattr(cc, name, value)
@@ -323,7 +323,7 @@ def _yuv_planes(rgb: np.ndarray, fmt: str) -> list[np.ndarray]:
     src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     out = src.reformat(
         format=fmt, src_colorspace=Colorspace.ITU709, dst_colorspace=Colorspace.ITU709,
-        dst_color_range=_MPEG_RANGE,
+        dst_color_range=MPEG_RANGE,
     )  # fmt: skip
     dtype = np.uint16 if "10" in fmt else np.uint8
     return [_plane_array(p, dtype).copy() for p in out.planes[:3]]
@@ -350,7 +350,7 @@ _SPECS = {
 }  # fmt: skip
 
 
-def _stream_time_base(info: VideoInfo) -> Fraction:
+def stream_time_base(info: VideoInfo) -> Fraction:
     tb = info.time_base
     if tb is None or tb <= 0 or tb > 1 / info.rate:
         tb = 1 / info.rate
@@ -376,7 +376,7 @@ class _ContainerAlphaWriter(AlphaWriter):
         clean_stale_temps(path.parent)
         if not self._complete:
             check_free_space(path, _estimate_bytes(fmt, info))
-        self._tb = _stream_time_base(info)
+        self._tb = stream_time_base(info)
         self._last_pts: int | None = None
 
     def done(self, index: int) -> bool:
@@ -397,7 +397,7 @@ class _ContainerAlphaWriter(AlphaWriter):
         s.time_base = self._tb
         s.codec_context.time_base = self._tb
         if spec.pix_fmt.startswith("yuv"):
-            _tag_bt709(s.codec_context)
+            tag_bt709(s.codec_context)
         if self.fmt == "webm":
             s.metadata["alpha_mode"] = "1"
             s.codec_context.thread_type = "AUTO"  # libvpx row threads: ~30% faster
@@ -440,7 +440,7 @@ class _ContainerAlphaWriter(AlphaWriter):
         import av
 
         a = np.asarray(alpha)
-        _check_shape(a, self.info.height, self.info.width)
+        check_shape(a, self.info.height, self.info.width)
         if rgb is not None and rgb.shape[:2] != a.shape:
             raise ValueError(f"rgb must be {a.shape[0]}x{a.shape[1]}x3")
         if self._out is None:
@@ -587,330 +587,3 @@ def _decode_with(dec, packets) -> Iterator:
             continue
         yield from dec.decode(p)
     yield from dec.decode(None)
-
-
-# --------------------------------------------------------------------------------------
-# Composites
-
-_NAMED_COLOURS = {
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-    "green": (0, 177, 64),  # chroma-key green
-    "blue": (0, 71, 187),  # chroma-key blue
-    "red": (255, 0, 0),
-    "grey": (128, 128, 128),
-    "gray": (128, 128, 128),
-    "magenta": (255, 0, 255),
-}
-# Audio codecs each container takes as they are (copied without re-encoding).
-_COPY_AUDIO = {
-    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
-    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_s16be"},
-    "matroska": {"aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "pcm_s16le"},
-    "webm": {"opus", "vorbis"},
-}
-_CONTAINER_BY_EXT = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
-                     ".webm": "webm"}  # fmt: skip
-
-
-def parse_colour(spec: str | tuple[int, int, int]) -> tuple[int, int, int] | None:
-    """'green', '#00ff00', '0,255,0' or a tuple -> (r, g, b); None if it is not a colour."""
-    if isinstance(spec, tuple | list):
-        if len(spec) == 3 and all(0 <= int(v) <= 255 for v in spec):
-            return tuple(int(v) for v in spec)  # type: ignore[return-value]
-        raise ValueError(f"colour must be three values 0..255, got {spec!r}")
-    if not isinstance(spec, str):
-        return None
-    s = spec.strip().lower()
-    if s in _NAMED_COLOURS:
-        return _NAMED_COLOURS[s]
-    if re.fullmatch(r"#?[0-9a-f]{6}", s):
-        s = s.lstrip("#")
-        return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
-    if re.fullmatch(r"\d{1,3},\d{1,3},\d{1,3}", s):
-        vals = tuple(int(v) for v in s.split(","))
-        if all(v <= 255 for v in vals):
-            return vals  # type: ignore[return-value]
-    return None
-
-
-def _fit_cover(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Scale to cover w x h, centre-crop (no distortion, no bars)."""
-    import cv2
-
-    ih, iw = rgb.shape[:2]
-    if (iw, ih) == (w, h):
-        return rgb
-    s = max(w / iw, h / ih)
-    nw, nh = max(w, math.ceil(iw * s)), max(h, math.ceil(ih * s))
-    r = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    x, y = (nw - w) // 2, (nh - h) // 2
-    return np.ascontiguousarray(r[y : y + h, x : x + w])
-
-
-class _Background:
-    """A colour, an image, or a video (looped when shorter than the source)."""
-
-    def __init__(self, spec, w: int, h: int) -> None:
-        from vidmatte.matting.io.video import IMAGE_EXTS, open_video
-
-        self.w, self.h = w, h
-        self._reader = None
-        self._iter = None
-        colour = parse_colour(spec) if not isinstance(spec, Path) else None
-        if colour is not None:
-            self._still = np.empty((h, w, 3), np.uint8)
-            self._still[:] = colour
-            return
-        path = Path(spec)
-        if not path.exists():
-            raise InputError(f"background {spec!r}: not a colour and no such file")
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
-            with open_video(path) as r:
-                self._still = _fit_cover(r.read(0).rgb, w, h)
-            return
-        self._still = None
-        self._reader = open_video(path)
-        self._iter = iter(self._reader)
-
-    def next(self) -> np.ndarray:
-        if self._still is not None:
-            return self._still
-        try:
-            f = next(self._iter)
-        except StopIteration:
-            self._iter = self._reader.frames()
-            f = next(self._iter)
-        return _fit_cover(f.rgb, self.w, self.h)
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-
-
-def composite(rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """rgb * a + bg * (1 - a) in 8-bit integer maths (alpha quantised to 8 bits)."""
-    a = quantize_alpha(alpha, 255).astype(np.uint16)[..., None]
-    out = rgb.astype(np.uint16) * a + bg.astype(np.uint16) * (255 - a) + 127
-    return (out // 255).astype(np.uint8)
-
-
-class CompositeWriter:
-    """The source's people over a new background, as an ordinary video with the source's
-    frame timing and its audio (copied when the container takes the codec, else
-    re-encoded: AAC for mp4/mov/mkv, Opus for webm). Audio packets are interleaved as video
-    is written, so memory stays bounded; all of the audio is carried, whatever its length.
-    Video: H.264 (yuv420p, or yuv444p for odd sizes) in mp4/mov/mkv, VP9 in webm."""
-
-    def __init__(
-        self, path: Path, info: VideoInfo, background, *, audio_from: Path | None,
-        overwrite: bool = False,
-    ) -> None:  # fmt: skip
-        import av
-
-        self.path, self.info = Path(path), info
-        container = _CONTAINER_BY_EXT.get(self.path.suffix.lower())
-        if container is None:
-            raise OutputError(
-                f"{path}: composite must be .mp4, .mov, .mkv or .webm "
-                f"(got {self.path.suffix or 'no extension'})"
-            )
-        if self.path.exists() and not overwrite:
-            raise OutputError(f"{path} exists (use overwrite)")
-        make_dirs(self.path.parent)
-        clean_stale_temps(self.path.parent)
-        check_free_space(self.path, int(0.1 * info.width * info.height * info.frame_count))
-        self._bg = _Background(background, info.width, info.height)
-        self._tb = _stream_time_base(info)
-        self._tmp = temp_path(self.path)
-        self._last_pts = None
-        self._audio_in = None
-        self.audio_copied = False
-        try:
-            self._out = av.open(str(self._tmp), "w", format=container)
-        except (av.error.FFmpegError, OSError) as e:
-            self._bg.close()
-            raise output_error(e, self.path, "creating") from None
-        try:
-            self._setup_video(container)
-            if audio_from is not None:
-                self._setup_audio(Path(audio_from), container)
-        except BaseException:
-            self.abort()
-            raise
-
-    def _setup_video(self, container: str) -> None:
-        info = self.info
-        if container == "webm":
-            codec, opts, pix = "libvpx-vp9", {"crf": "23", "b": "0", "row-mt": "1",
-                                              "deadline": "realtime", "cpu-used": "8"}, "yuv420p"  # fmt: skip
-        else:
-            odd = info.width % 2 or info.height % 2
-            codec, opts = "libx264", {"crf": "18", "preset": "fast"}
-            pix = "yuv444p" if odd else "yuv420p"
-        s = self._out.add_stream(codec, rate=info.rate, options=opts)
-        s.width, s.height, s.pix_fmt = info.width, info.height, pix
-        s.time_base = self._tb
-        s.codec_context.time_base = self._tb
-        _tag_bt709(s.codec_context)
-        self._vs, self._pix = s, pix
-
-    def _setup_audio(self, src: Path, container: str) -> None:
-        import av
-
-        try:
-            self._audio_in = av.open(str(src), metadata_errors="ignore")
-        except (av.error.FFmpegError, OSError) as e:
-            raise InputError(f"{src}: cannot read audio ({getattr(e, 'strerror', e)})") from None
-        if not self._audio_in.streams.audio:
-            self._audio_in.close()
-            self._audio_in = None
-            return
-        ain = self._audio_in.streams.audio[0]
-        self._ain = ain
-        name = ain.codec_context.name if ain.codec_context else ""
-        self.audio_copied = name in _COPY_AUDIO.get(container, set())
-        if self.audio_copied:
-            self._aout = self._out.add_stream_from_template(ain)
-        else:
-            codec = "libopus" if container == "webm" else "aac"
-            rate = ain.codec_context.sample_rate or 48000
-            if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-                rate = 48000
-            self._aout = self._out.add_stream(codec, rate=rate)
-            self._aout.layout = (
-                ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
-            )
-            self._resampler = None
-        self._apackets = self._audio_in.demux(ain)
-        self._audio_done = False
-
-    def _pump_audio(self, until_s: float | None) -> None:
-        """Mux source audio up to `until_s` (None: all of it)."""
-        import av
-
-        if self._audio_in is None or self._audio_done:
-            return
-        tb = self._ain.time_base
-        while True:
-            try:
-                p = next(self._apackets)
-            except StopIteration:
-                self._audio_done = True
-                break
-            except av.error.FFmpegError:
-                self._audio_done = True  # damaged tail: keep what was read
-                break
-            if p.size == 0 or (self.audio_copied and p.dts is None):
-                continue
-            if self.audio_copied:
-                p.stream = self._aout
-                self._out.mux(p)
-            else:
-                self._encode_audio(p)
-            if until_s is not None and p.pts is not None and float(p.pts * tb) > until_s:
-                break
-        if self._audio_done and not self.audio_copied:
-            self._encode_audio(None)
-
-    def _encode_audio(self, packet) -> None:
-        import av
-
-        cc = self._aout.codec_context
-        if self._resampler is None:
-            self._resampler = av.AudioResampler(
-                format=cc.format.name if cc.format else "fltp",
-                layout=cc.layout.name if cc.layout else "stereo",
-                rate=cc.sample_rate,
-            )
-        frames = self._ain.codec_context.decode(packet) if packet is not None else []
-        for f in frames:
-            for rf in self._resampler.resample(f):
-                for op in self._aout.encode(rf):
-                    self._out.mux(op)
-        if packet is None:
-            for rf in self._resampler.resample(None):
-                for op in self._aout.encode(rf):
-                    self._out.mux(op)
-            for op in self._aout.encode(None):
-                self._out.mux(op)
-            self._resampler = False  # flushed once
-
-    def write(self, frame: Frame, alpha: np.ndarray) -> None:
-        """Composite `frame` (its people given by `alpha`, the union of chosen persons)."""
-        import av
-
-        a = np.asarray(alpha)
-        _check_shape(a, self.info.height, self.info.width)
-        out = composite(frame.rgb, a, self._bg.next())
-        vf = av.VideoFrame.from_ndarray(out, format="rgb24")
-        from av.video.reformatter import Colorspace
-
-        vf = vf.reformat(format=self._pix, dst_colorspace=Colorspace.ITU709,
-                         dst_color_range=_MPEG_RANGE)  # fmt: skip
-        ts = round(Fraction(frame.pts).limit_denominator(10**9) / self._tb)
-        if self._last_pts is not None and ts <= self._last_pts:
-            ts = self._last_pts + 1
-        self._last_pts = ts
-        vf.pts, vf.time_base = ts, self._tb
-        try:
-            for p in self._vs.encode(vf):
-                self._out.mux(p)
-            self._pump_audio(frame.pts + 0.5)
-        except (av.error.FFmpegError, OSError) as e:
-            self.abort()
-            raise output_error(e, self.path) from None
-
-    def close(self) -> None:
-        import av
-
-        if self._out is None:
-            return
-        try:
-            for p in self._vs.encode(None):
-                self._out.mux(p)
-            self._pump_audio(None)
-            self._out.close()
-        except (av.error.FFmpegError, OSError) as e:
-            self.abort()
-            raise output_error(e, self.path) from None
-        self._out = None
-        self._close_inputs()
-        commit(self._tmp, self.path)
-
-    def _close_inputs(self) -> None:
-        self._bg.close()
-        if self._audio_in is not None:
-            self._audio_in.close()
-            self._audio_in = None
-
-    def abort(self) -> None:
-        out, self._out = getattr(self, "_out", None), None
-        if out is not None:
-            with contextlib.suppress(Exception):  # already failing; the temp goes anyway
-                out.close()
-        self._close_inputs()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> CompositeWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def open_composite_writer(
-    path: Path,
-    info: VideoInfo,
-    background: str | tuple[int, int, int] | Path,
-    *,
-    audio_from: Path | None,
-    overwrite: bool = False,
-) -> CompositeWriter:
-    """Open a composite writer: `background` is a colour ('green', '#00b140', (r,g,b)), an
-    image path or a video path (looped); `audio_from` the file whose audio is carried over
-    (usually the source), or None."""
-    return CompositeWriter(path, info, background, audio_from=audio_from, overwrite=overwrite)
