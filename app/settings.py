@@ -49,7 +49,7 @@ class AppSettings:
 
     def pipeline_config(self):
         """The PipelineConfig these settings describe (imports torch: call off the GUI path)."""
-        from vidmatte.matting.pipeline import PipelineConfig
+        from vidmatte.matting.config import PipelineConfig
 
         return PipelineConfig(
             weights=self.weights or None,

@@ -39,7 +39,8 @@ def _videos() -> Path:
 
 
 def _pipeline():
-    from vidmatte.matting.pipeline import Pipeline, PipelineConfig
+    from vidmatte.matting.config import PipelineConfig
+    from vidmatte.matting.pipeline import Pipeline
     from vidmatte.models.shared import shared_weights
 
     w = shared_weights()

@@ -132,8 +132,9 @@ def _main(argv: list[str] | None) -> int:
         inputs = inputs[i - 1 :: n]
     mode = "json" if args.json else "quiet" if args.quiet else "auto"
 
+    from vidmatte.matting.config import PipelineConfig
     from vidmatte.matting.io.export import ExportConfig
-    from vidmatte.matting.pipeline import Pipeline, PipelineConfig
+    from vidmatte.matting.pipeline import Pipeline
     from vidmatte.matting.progress import TerminalProgress
     from vidmatte.matting.runner import run_one
 

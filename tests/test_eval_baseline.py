@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vidmatte.matting.pipeline import Pipeline, PipelineConfig
+from vidmatte.matting.config import PipelineConfig
+from vidmatte.matting.pipeline import Pipeline
 from vidmatte.training.eval.baseline import evaluate_matters, evaluate_vos
 
 

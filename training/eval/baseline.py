@@ -185,7 +185,7 @@ def default_methods(
     indexnet: Path | None = None,
 ) -> list[Method]:
     """The baseline, each student with the classical matter, the last student + IndexNet."""
-    from vidmatte.matting.pipeline import PipelineConfig
+    from vidmatte.matting.config import PipelineConfig
 
     base = dict(device="cpu", matter="classical")
     methods = [
