@@ -17,7 +17,7 @@ from pathlib import Path
 from vidmatte.models.shared import find_shared
 
 VALIDATION_FILE = Path(__file__).resolve().parents[1] / "configs" / "validation.toml"
-KINDS = ("vos", "multi_person", "instances")
+KINDS = ("vos", "multi_person", "instances", "matting")
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,10 @@ class Validation:
     vos: tuple[Path, ...]
     multi_person: tuple[Path, ...]
     instances: tuple[Path, ...]
+    matting: tuple[Path, ...] = ()
 
     def all(self) -> tuple[Path, ...]:
-        return self.vos + self.multi_person + self.instances
+        return self.vos + self.multi_person + self.instances + self.matting
 
 
 def _stem(path: Path) -> str:
