@@ -5,7 +5,7 @@ The CLI and the GUI both fill it (docs/architecture.md, contracts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -18,9 +18,11 @@ class PipelineConfig:
     teacher_dir: str | None = None
     matter: str = "auto"  # auto | indexnet | classical
     matting_weights: str | None = None  # IndexNet model folder
-    device: str = "auto"
-    fp16: bool = True  # used on CUDA only
-    batch_size: int = 4
+    # `runtime`: where and how fast it runs, not what it computes (the manifest's `depends`,
+    # checked by --resume, leaves these out; the resolved fp16 is in the model block)
+    device: str = field(default="auto", metadata={"runtime": True})
+    fp16: bool = field(default=True, metadata={"runtime": True})  # used on CUDA only
+    batch_size: int = field(default=4, metadata={"runtime": True})
     max_persons: int = 8  # per frame, highest scores first
     min_score: float | None = None  # None: the source's own (teacher 0.5, weights: calibrated)
     persons: frozenset[int] | None = None  # matte only these track IDs (None: everyone)

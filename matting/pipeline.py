@@ -44,6 +44,8 @@ class PersonFrame:
 class FrameResult:
     frame: Any  # vidmatte.matting.io.video.Frame
     people: dict[int, PersonFrame] = field(default_factory=dict)
+    #: every tracked person in this frame, chosen by `persons` or not (to say who exists)
+    track_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -210,7 +212,7 @@ class Pipeline:
             for i, tid in enumerate(p.ids)
             if tid is not None and (wanted is None or tid in wanted)
         ]
-        result = FrameResult(frame=p.frame)
+        result = FrameResult(frame=p.frame, track_ids=tuple(t for t in p.ids if t is not None))
         if not chosen:
             return result
         inst = p.instances.select([i for i, _ in chosen])

@@ -74,6 +74,12 @@ _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _BT709 = 1  # AVCOL_SPC_BT709 / AVCOL_PRI_BT709 / AVCOL_TRC_BT709
 MPEG_RANGE = 1
+# Reproducible containers: without these FFmpeg writes random Matroska/WebM UIDs and its
+# version string, so two runs (or a run and its --resume) differ byte for byte although
+# every decoded frame is the same. With them, the same input, settings, FFmpeg build and
+# thread count give the same bytes (README, Output layout, says what is guaranteed).
+BITEXACT_MUX = {"fflags": "+bitexact"}
+BITEXACT_CODEC = {"flags": "+bitexact"}
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +250,7 @@ class _PngSequenceWriter(AlphaWriter):
         existing = self._existing()
         if existing and not (overwrite or resume):
             raise OutputError(
-                f"{path} already holds {len(existing)} frames (use overwrite or resume)"
+                f"{path} already holds {len(existing)} frames (pass --overwrite or --resume)"
             )
         make_dirs(path)
         clean_stale_temps(path)
@@ -359,19 +365,27 @@ def stream_time_base(info: VideoInfo) -> Fraction:
 
 class _ContainerAlphaWriter(AlphaWriter):
     def __init__(
-        self, fmt: str, path: Path, info: VideoInfo, *, overwrite: bool, resume: bool
+        self,
+        fmt: str,
+        path: Path,
+        info: VideoInfo,
+        *,
+        overwrite: bool,
+        resume: bool,
+        frames: int | None = None,
     ) -> None:
         self.fmt, self.path, self.info = fmt, path, info
         self._spec = _SPECS[fmt]
         self._complete = False
         self._out = None
         self._tmp: Path | None = None
+        expected = info.frame_count if frames is None else frames
         if path.exists():
-            if resume and container_frame_count(path) == info.frame_count:
+            if resume and container_frame_count(path) == expected:
                 self._complete = True  # finished earlier: nothing to do
             elif not overwrite:
                 why = "is incomplete or from another source" if resume else "exists"
-                raise OutputError(f"{path} {why} (use overwrite)")
+                raise OutputError(f"{path} {why} (pass --overwrite to replace it)")
         make_dirs(path.parent)
         clean_stale_temps(path.parent)
         if not self._complete:
@@ -388,11 +402,13 @@ class _ContainerAlphaWriter(AlphaWriter):
         spec, info = self._spec, self.info
         self._tmp = temp_path(self.path)
         try:
-            out = av.open(str(self._tmp), "w", format=spec.container)
+            out = av.open(
+                str(self._tmp), "w", format=spec.container, container_options=BITEXACT_MUX
+            )
         except (av.error.FFmpegError, OSError) as e:
             raise output_error(e, self.path, "creating") from None
         self._out = out
-        s = out.add_stream(spec.codec, rate=info.rate, options=dict(spec.options))
+        s = out.add_stream(spec.codec, rate=info.rate, options={**spec.options, **BITEXACT_CODEC})
         s.width, s.height, s.pix_fmt = info.width, info.height, spec.pix_fmt
         s.time_base = self._tb
         s.codec_context.time_base = self._tb
@@ -494,12 +510,15 @@ def open_alpha_writer(
     *,
     overwrite: bool = False,
     resume: bool = False,
+    frames: int | None = None,
 ) -> AlphaWriter:
-    """Open the writer for one person's alpha in `fmt` (see ALPHA_FORMATS)."""
+    """Open the writer for one person's alpha in `fmt` (see ALPHA_FORMATS). `frames`: how
+    many frames a container spans (the processed range; default the source's count), so a
+    resumed export knows a finished container when it sees one."""
     path = alpha_output_path(out_dir, person, fmt)
     if fmt in ("png", "png16"):
         return _PngSequenceWriter(fmt, path, info, overwrite=overwrite, resume=resume)
-    return _ContainerAlphaWriter(fmt, path, info, overwrite=overwrite, resume=resume)
+    return _ContainerAlphaWriter(fmt, path, info, overwrite=overwrite, resume=resume, frames=frames)
 
 
 # --------------------------------------------------------------------------------------

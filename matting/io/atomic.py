@@ -107,23 +107,38 @@ def free_bytes(path: str | Path) -> int:
 
 def check_free_space(path: str | Path, needed_bytes: int) -> None:
     """Raise OutputError if the file system holding `path` (or its nearest existing parent)
-    has less than `needed_bytes` plus a small reserve free."""
+    is read-only, or has less than `needed_bytes` plus RESERVE_BYTES free. The message
+    states the whole requirement (estimate + reserve), so it never contradicts itself."""
     anchor = _existing_ancestor(Path(path))
+    check_writable(anchor, path)
     try:
         free = shutil.disk_usage(anchor).free
     except OSError as e:
         raise output_error(e, path, "checking free space for") from None
-    if free < int(needed_bytes) + RESERVE_BYTES:
+    required = int(needed_bytes) + RESERVE_BYTES
+    if free < required:
         raise OutputError(
-            f"not enough free space for {path}: about {_human(needed_bytes)} needed, "
+            f"not enough free space for {path}: it needs {_human(required)} free "
+            f"(about {_human(needed_bytes)} of output plus a {_human(RESERVE_BYTES)} reserve), "
             f"{_human(free)} free on {anchor}"
         )
+
+
+def check_writable(anchor: str | Path, path: str | Path | None = None) -> None:
+    """OutputError if `anchor` (an existing folder) is on a read-only mount; reported as
+    such, not as a space problem (read-only media often report 0 bytes free)."""
+    try:
+        st = os.statvfs(anchor)
+    except OSError as e:
+        raise output_error(e, path or anchor, "checking") from None
+    if st.f_flag & os.ST_RDONLY:
+        raise OutputError(f"read-only file system: cannot write {path or anchor}")
 
 
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024:
-            return f"{n:.0f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" or abs(n) >= 10 else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
 
@@ -161,3 +176,94 @@ def make_dirs(path: str | Path) -> Path:
     except OSError as e:
         raise output_error(e, path, "creating") from None
     return path
+
+
+LOCK_NAME = ".vidmatte.lock"
+
+
+class FolderLock:
+    """One writer per output folder: an exclusive `flock` on `FOLDER/.vidmatte.lock`, which
+    names its holder ("pid N on HOST"). A second writer (another --overwrite, or a --resume
+    while a run is going) is refused with an OutputError naming the holder. The kernel drops
+    the lock when its process dies, however it dies, so a stale lock file never blocks a
+    rerun (on NFS the server does, after its lease). Released by `release()`, which also
+    removes the folders this lock created if they are still empty (a refused run leaves
+    nothing behind)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+        self._created: Path | None = None  # topmost folder this lock had to create
+
+    def acquire(self) -> FolderLock:
+        import fcntl
+        import socket
+
+        missing = self.folder.absolute()
+        top = None
+        while not missing.exists() and missing != missing.parent:
+            top, missing = missing, missing.parent
+        make_dirs(self.folder)
+        self._created = top
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                self._remove_created()
+                raise output_error(e, self.folder, "locking") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = ""
+                with suppress(OSError):
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                os.close(fd)
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP):  # no locks here: go on
+                    return self
+                raise OutputError(
+                    f"{self.folder} is in use by another vidmatte run "
+                    f"({holder or 'unknown process'}); wait for it or stop it first"
+                ) from None
+            try:  # the holder may have removed the file between our open and flock
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            self._fd = fd
+            return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _unlink_quiet(self.path)  # while still holding it: see the inode check above
+            os.close(fd)
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        top, self._created = self._created, None
+        if top is None:
+            return
+        p = self.folder.absolute()
+        while True:  # remove empty folders from the leaf up to the topmost one we made
+            try:
+                p.rmdir()
+            except OSError:
+                return
+            if p == top:
+                return
+            p = p.parent
+
+    def keep_folder(self) -> None:
+        """The folder now holds output: do not remove it on release."""
+        self._created = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

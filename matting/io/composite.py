@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidmatte.matting.io.alpha import (
+    BITEXACT_CODEC,
+    BITEXACT_MUX,
     MPEG_RANGE,
     check_shape,
     quantize_alpha,
@@ -141,12 +143,14 @@ class CompositeWriter:
     """The source's people over a new background, as an ordinary video with the source's
     frame timing and its audio (copied when the container takes the codec, else
     re-encoded: AAC for mp4/mov/mkv, Opus for webm). Audio packets are interleaved as video
-    is written, so memory stays bounded; all of the audio is carried, whatever its length.
+    is written, so memory stays bounded. `audio_range` (start_s, end_s or None) keeps only
+    the audio of the processed range, at its source times like the video (to the audio
+    packet: ~21 ms for AAC); None carries all of it, whatever its length.
     Video: H.264 (yuv420p, or yuv444p for odd sizes) in mp4/mov/mkv, VP9 in webm."""
 
     def __init__(
         self, path: Path, info: VideoInfo, background, *, audio_from: Path | None,
-        overwrite: bool = False,
+        overwrite: bool = False, audio_range: tuple[float, float | None] | None = None,
     ) -> None:  # fmt: skip
         import av
 
@@ -158,7 +162,7 @@ class CompositeWriter:
                 f"(got {self.path.suffix or 'no extension'})"
             )
         if self.path.exists() and not overwrite:
-            raise OutputError(f"{path} exists (use overwrite)")
+            raise OutputError(f"{path} exists (pass --overwrite to replace it)")
         make_dirs(self.path.parent)
         clean_stale_temps(self.path.parent)
         check_free_space(self.path, int(0.1 * info.width * info.height * info.frame_count))
@@ -167,9 +171,11 @@ class CompositeWriter:
         self._tmp = temp_path(self.path)
         self._last_pts = None
         self._audio_in = None
+        self._audio_from_s, self._audio_to_s = audio_range or (None, None)
         self.audio_copied = False
         try:
-            self._out = av.open(str(self._tmp), "w", format=container)
+            self._out = av.open(str(self._tmp), "w", format=container,
+                                container_options=BITEXACT_MUX)  # fmt: skip
         except (av.error.FFmpegError, OSError) as e:
             self._bg.close()
             raise output_error(e, self.path, "creating") from None
@@ -190,7 +196,7 @@ class CompositeWriter:
             odd = info.width % 2 or info.height % 2
             codec, opts = "libx264", {"crf": "18", "preset": "fast"}
             pix = "yuv444p" if odd else "yuv420p"
-        s = self._out.add_stream(codec, rate=info.rate, options=opts)
+        s = self._out.add_stream(codec, rate=info.rate, options={**opts, **BITEXACT_CODEC})
         s.width, s.height, s.pix_fmt = info.width, info.height, pix
         s.time_base = self._tb
         s.codec_context.time_base = self._tb
@@ -245,6 +251,14 @@ class CompositeWriter:
                 break
             if p.size == 0 or (self.audio_copied and p.dts is None):
                 continue
+            if p.pts is not None:
+                t0 = float(p.pts * tb)
+                t1 = t0 + float((p.duration or 0) * tb)
+                if self._audio_to_s is not None and t0 >= self._audio_to_s - 1e-6:
+                    self._audio_done = True  # past the processed range
+                    break
+                if self._audio_from_s is not None and t1 <= self._audio_from_s + 1e-6:
+                    continue  # before the processed range
             if self.audio_copied:
                 p.stream = self._aout
                 self._out.mux(p)
@@ -351,8 +365,13 @@ def open_composite_writer(
     *,
     audio_from: Path | None,
     overwrite: bool = False,
+    audio_range: tuple[float, float | None] | None = None,
 ) -> CompositeWriter:
     """Open a composite writer: `background` is a colour ('green', '#00b140', (r,g,b)), an
     image path or a video path (looped); `audio_from` the file whose audio is carried over
-    (usually the source), or None."""
-    return CompositeWriter(path, info, background, audio_from=audio_from, overwrite=overwrite)
+    (usually the source), or None; `audio_range` (start_s, end_s or None) the source times
+    of the processed range, whose audio alone is kept."""
+    return CompositeWriter(
+        path, info, background, audio_from=audio_from, overwrite=overwrite,
+        audio_range=audio_range,
+    )  # fmt: skip

@@ -11,11 +11,19 @@ alpha so the sequence has no holes). Video containers span the whole processed r
 (zero alpha where the person is absent) so they line up with the source in an editor.
 The manifest is written first with `"complete": false` and rewritten at the end; an
 existing export is never touched without `overwrite` (replace) or `resume` (continue).
+
+Safety (issue 23): every option is validated before any file or folder exists
+(`validate_export`); one writer per folder (`FolderLock`, refused with exit 6 while another
+run holds it); the manifest records what the export depends on (`depends`: the input's
+content identity, the range, the pixel-changing settings of PipelineConfig and of
+ExportConfig, the model) and `resume` refuses a folder whose `depends` differ, naming
+what differs; a resume of a complete export with the same `depends` changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shutil
 import time
@@ -27,7 +35,7 @@ import numpy as np
 
 from vidmatte.matting.pipeline import FrameResult
 from vidmatte.models import __version__
-from vidmatte.models.errors import OutputError
+from vidmatte.models.errors import InputError, OutputError, UsageError
 
 CONTAINER_FORMATS = ("prores", "webm", "ffv1")
 
@@ -56,12 +64,44 @@ def folder_names(names: dict[int, str]) -> dict[int, str]:
 
 @dataclass
 class ExportConfig:
+    """What to write. Fields marked `runtime` say how to treat an existing folder; every
+    other field changes the output and is part of the manifest's `depends`."""
+
     fmt: str = "png"
     persons: frozenset[int] | None = None  # export only these IDs (None: everyone)
     composite: str | None = None  # colour, image path or video path
     save_trimaps: bool = False
-    overwrite: bool = False
-    resume: bool = False
+    overwrite: bool = field(default=False, metadata={"runtime": True})
+    resume: bool = field(default=False, metadata={"runtime": True})
+
+    def output_settings(self) -> dict[str, Any]:
+        """The fields that change what is written (for `depends`; `fmt` under the name of
+        its option, `format`)."""
+        return {
+            "format" if f.name == "fmt" else f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not f.metadata.get("runtime")
+        }
+
+
+def validate_export(config: ExportConfig) -> None:
+    """UsageError (exit 2) for any bad export option, before anything is written: the
+    format, and the composite background (a colour, or an image/video that decodes)."""
+    from vidmatte.matting.io.alpha import ALPHA_FORMATS
+
+    if config.fmt not in ALPHA_FORMATS:
+        raise UsageError(f"--format {config.fmt!r}: choose one of {', '.join(ALPHA_FORMATS)}")
+    if config.composite is None:
+        return
+    bg = parse_background(config.composite)
+    if isinstance(bg, Path):
+        from vidmatte.matting.io.video import open_video
+
+        try:
+            with open_video(bg) as r:
+                r.read(0)
+        except (InputError, IndexError) as e:
+            raise UsageError(f"--composite {config.composite!r}: {e}") from None
 
 
 @dataclass
@@ -83,13 +123,19 @@ class Exporter:
     model: dict[str, Any] = field(default_factory=dict)
     #: display names (GUI renames): they also name the output folders/files, made safe
     names: dict[int, str] = field(default_factory=dict)
+    #: what the export depends on (input identity, range, settings, model); None: unchecked
+    depends: dict[str, Any] | None = None
+    #: a batch token (Ray): a retried task resumes the folder its own batch started
+    batch: str | None = None
 
     def __post_init__(self) -> None:
-        from vidmatte.matting.io.alpha import ALPHA_FORMATS
+        from vidmatte.matting.io.atomic import FolderLock
 
         self.out_dir = Path(self.out_dir)
-        if self.config.fmt not in ALPHA_FORMATS:
-            raise OutputError(f"unknown format {self.config.fmt!r}: choose {ALPHA_FORMATS}")
+        validate_export(self.config)
+        #: the manifest of an export that is already complete with the same `depends`
+        #: (resume): nothing is written, `close()` only releases the folder
+        self.finished: dict[str, Any] | None = None
         self._folders = folder_names(self.names)
         self._writers: dict[int, Any] = {}
         self._last_written: dict[int, int] = {}
@@ -98,36 +144,64 @@ class Exporter:
         self._last_index = self.start - 1
         self._pts: dict[int, float] = {}  # every processed frame's time, for gap frames
         self._container = self.config.fmt in CONTAINER_FORMATS
-        self._prepare_dir()
-        self._write_manifest(complete=False)
+        self._check_space()
+        self._lock = FolderLock(self.out_dir).acquire()
+        try:
+            self._prepare_dir()
+            if self.finished is None:
+                self._write_manifest(complete=False)
+                self._lock.keep_folder()
+        except BaseException:
+            self._lock.release()
+            raise
 
     # ---------------------------------------------------------------- setup
-    def _prepare_dir(self) -> None:
+    def _check_space(self) -> None:
+        """Before anything exists: the output's file system is writable and has room."""
         from vidmatte.matting.io.atomic import check_free_space
-        from vidmatte.matting.io.manifest import read_manifest
 
         out = self.out_dir
         if out.exists() and not out.is_dir():
             raise OutputError(f"{out} exists and is not a folder")
-        existing = out.is_dir() and any(out.iterdir())
-        if existing and not (self.config.overwrite or self.config.resume):
+        w, h = self.info.width, self.info.height
+        n = max(1, (self.end or self.info.frame_count or 1) - self.start)
+        # PNG alpha of one person compresses to ~1/10 of raw, plus a block per file.
+        check_free_space(out, needed_bytes=int(w * h * n * 0.1) + 4096 * n)
+
+    def _prepare_dir(self) -> None:
+        """Under the folder lock: refuse, resume-check or clear what is there."""
+        from vidmatte.matting.io.atomic import LOCK_NAME, is_temp_name
+        from vidmatte.matting.io.manifest import depends_differences, read_manifest
+
+        out, cfg = self.out_dir, self.config
+        existing = [e for e in out.iterdir() if e.name != LOCK_NAME and not is_temp_name(e.name)]
+        if existing and not (cfg.overwrite or cfg.resume):
             raise OutputError(
                 f"{out} is not empty; pass --overwrite to replace it or --resume to continue it"
             )
-        if existing and self.config.overwrite and not self.config.resume:
-            try:
-                old = read_manifest(out)
-            except Exception:
-                old = None
-            self._remove_previous(old)
+        if not existing:
+            return
         try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create {out}: {e.strerror or e}") from None
-        w, h = self.info.width, self.info.height
-        n = max(1, (self.end or self.info.frame_count or 1) - self.start)
-        # PNG alpha of one person compresses to ~1/10 of raw; ask for a conservative share.
-        check_free_space(out, needed_bytes=int(w * h * n * 0.1) + (64 << 20))
+            old = read_manifest(out)
+        except InputError:
+            old = None
+        if cfg.resume:
+            if old is None:
+                raise OutputError(
+                    f"--resume: {out} holds no vidmatte manifest, so there is nothing to "
+                    "continue; pass --overwrite to replace what is there"
+                )
+            if self.depends is not None:
+                diffs = depends_differences(old.get("depends"), self.depends)
+                if diffs:
+                    raise OutputError(
+                        f"--resume: {out} was written for a different export: "
+                        f"{'; '.join(diffs)}; pass --overwrite to replace it"
+                    )
+                if old.get("complete"):
+                    self.finished = old
+            return
+        self._remove_previous(old)
 
     def _remove_previous(self, old: dict | None) -> None:
         """--overwrite: remove only what a vidmatte export wrote, nothing else."""
@@ -184,11 +258,17 @@ class Exporter:
                 self.info,
                 overwrite=self.config.overwrite,
                 resume=self.config.resume,
+                frames=self._range_frames(),
             )
             self._writers[tid] = w
             if self._container:
                 self._fill(tid, w, self.start, frame_index)
         return w
+
+    def _range_frames(self) -> int:
+        """Frames a container of this export spans (the processed range)."""
+        end = self.info.frame_count if self.end is None else min(self.end, self.info.frame_count)
+        return max(0, end - self.start)
 
     def _fill(self, tid: int, w, first: int, stop: int) -> None:
         """Zero alpha for frames [first, stop) where the person is absent."""
@@ -238,6 +318,12 @@ class Exporter:
         if self.config.composite:
             self._write_composite(result, union)
 
+    def _end_time(self) -> float | None:
+        """Where the processed range ends in source time (None: the end of the source)."""
+        if self.end is None or self.end >= self.info.frame_count:
+            return None
+        return self.info.start_s + self.end / self.info.fps
+
     def _trimap_path(self, tid: int, index: int) -> Path:
         return self.out_dir / self._folder(tid) / "trimap" / f"{index:06d}.png"
 
@@ -251,6 +337,7 @@ class Exporter:
                 parse_background(self.config.composite),
                 audio_from=None if self.info.is_image_sequence else self.info.path,
                 overwrite=self.config.overwrite or self.config.resume,
+                audio_range=(result.frame.pts, self._end_time()),
             )
         if union is None:
             union = np.zeros((self.info.height, self.info.width), np.uint8)
@@ -258,6 +345,8 @@ class Exporter:
 
     # ---------------------------------------------------------------- finishing
     def tracks(self, names: dict[int, str] | None = None) -> list[dict[str, Any]]:
+        if self.finished is not None:
+            return list(self.finished.get("tracks", []))
         out = []
         for tid in sorted(self._stats):
             st = self._stats[tid]
@@ -282,7 +371,18 @@ class Exporter:
         return p.relative_to(self.out_dir).as_posix()
 
     def close(self, names: dict[int, str] | None = None) -> Path:
-        """Finalise every file and write the complete manifest; returns its path."""
+        """Finalise every file and write the complete manifest; returns its path. Releases
+        the folder."""
+        try:
+            return self._close(names)
+        finally:
+            self._lock.release()
+
+    def _close(self, names: dict[int, str] | None) -> Path:
+        from vidmatte.matting.io.manifest import MANIFEST_NAME
+
+        if self.finished is not None:
+            return self.out_dir / MANIFEST_NAME
         if self._container:
             for tid, w in self._writers.items():
                 last = self._last_written.get(tid, self.start - 1)
@@ -294,7 +394,8 @@ class Exporter:
         return self._write_manifest(complete=True, names=names)
 
     def abort(self) -> None:
-        """Leave what is written resumable; no half files under final names."""
+        """Leave what is written resumable; no half files under final names. Releases the
+        folder."""
         for w in self._writers.values():
             with contextlib.suppress(Exception):
                 w.abort()
@@ -302,6 +403,7 @@ class Exporter:
             with contextlib.suppress(Exception):
                 abort = getattr(self._composite, "abort", None)
                 (abort or self._composite.close)()
+        self._lock.release()
 
     def _write_manifest(self, complete: bool, names: dict[int, str] | None = None) -> Path:
         from vidmatte.matting.io.manifest import SCHEMA_VERSION, write_manifest
@@ -328,6 +430,10 @@ class Exporter:
         }
         if self.config.composite:
             manifest["composite"] = "composite.mp4"
+        if self.depends is not None:
+            manifest["depends"] = self.depends
+        if self.batch is not None:
+            manifest["batch"] = self.batch
         return write_manifest(self.out_dir, manifest)
 
 
@@ -344,8 +450,6 @@ _COLOURS = {
 
 def parse_background(spec: str | None) -> tuple[int, int, int] | Path:
     """'green', '#00ff00', '0,255,0' -> RGB; anything else must be an image or video file."""
-    from vidmatte.models.errors import UsageError
-
     if spec is None:
         return (0, 255, 0)
     s = spec.strip().lower()

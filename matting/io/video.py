@@ -14,9 +14,12 @@ Decisions worth knowing:
 - Frame-accurate seek: the presentation timestamps of all packets are read once (demux
   only, no decoding) and sorted; `read(n)` seeks to the keyframe before frame n's pts and
   decodes forward to exactly that pts. Sequential reads skip the seek.
-- Damaged/truncated files: packets the decoder rejects are skipped; frames up to the damage
-  are delivered, and a one-line note is appended to `reader.warnings` (and issued as a
-  `TruncatedInputWarning`).
+- Damaged/truncated files: packets the decoder rejects are skipped. Every decoded frame keeps
+  its own index (its pts looked up in the demuxed timestamp table), so frames after a
+  damaged stretch never shift onto earlier indices, a range read never yields a frame
+  outside [start, end), and a range read gives exactly the frames a full read gives there.
+  Frames that could not be decoded are named in one line appended to `reader.warnings`
+  (and issued as a `TruncatedInputWarning`, which the CLI silences: it prints the line).
 - Colour: decoded with the frame's own colour matrix/range; untagged HD (>= 720 lines) is
   taken as BT.709, untagged SD as BT.601 (what players do). 10-bit sources become 8-bit RGB.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -96,6 +100,15 @@ def open_video(path: str | Path, *, image_fps: float = DEFAULT_IMAGE_FPS) -> Vid
     `image_fps` is the frame rate given to image sequences (they carry none)."""
     p = Path(path).expanduser()
     if not p.exists():
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 raises this for loops
+                raise InputError(f"{p}: symlink loop") from None
+            except OSError as e:
+                if e.errno == 40:  # ELOOP
+                    raise InputError(f"{p}: symlink loop") from None
+                raise InputError(f"{p}: broken symlink (to {os.readlink(p)})") from None
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
         files = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
@@ -465,19 +478,28 @@ class _AVReader(VideoReader):
             if f.pts is None or (first and f.pts > target):
                 break  # the seek landed past the target
             first = False
-            if f.pts == target:
-                self._gen, self._pending, self._next_index = gen, [f], index
+            if f.pts >= target:  # > : the target itself is damaged; go on from here
+                pos = index if f.pts == target else self._index_of(f)
+                self._gen, self._pending = gen, [f]
+                self._next_index = index if pos is None else pos
                 return True
-            if f.pts > target:
-                break
         self._gen = None
         return False
 
     def _skip_to(self, index: int) -> None:
+        """Decode on until the next raw frame is frame `index` or, where that frame is
+        damaged, the first decodable one after it (indices from the pts table)."""
         while self._next_index < index:
-            if self._next_raw() is None:
+            f = self._next_raw()
+            if f is None:
                 raise IndexError(f"frame {index} could not be decoded (file ends earlier)")
-            self._next_index += 1
+            pos = self._index_of(f)
+            pos = self._next_index if pos is None else pos
+            if pos >= index:
+                self._pending.insert(0, f)
+                self._next_index = pos
+                return
+            self._next_index = pos + 1
 
     def _restart_at(self, index: int) -> None:
         self._c.seek(0, stream=self._vs, backward=True)
@@ -488,44 +510,71 @@ class _AVReader(VideoReader):
 
     def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
         start = max(start, 0)
+        self._build_pts_table()  # indices from timestamps, whatever the damage
+        self._damaged = False
         if start > 0:
             if start >= self.info.frame_count:
                 return
-            self._seek_to(start)
+            try:
+                self._seek_to(start)
+            except IndexError:
+                self._check_ended(start, end, [])
+                return
         elif not (self._gen is not None and self._next_index == 0):
             self._restart_at(0)
         index = start
+        missing: list[int] = []  # frames of the range that could not be decoded
         while end is None or index < end:
             f = self._next_raw()
             if f is None:
                 break
             pos = self._index_of(f)
-            if pos is not None and pos > index:
-                index = pos  # a damaged frame was skipped; keep indices tied to pts
-            frame = self._to_frame(f, index)
-            index += 1
+            pos = index if pos is None else pos
+            if pos < index:
+                continue  # decoded again from a keyframe before the range
+            if end is not None and pos >= end:
+                self._pending.insert(0, f)  # the next read starts here
+                self._next_index = pos
+                missing.extend(range(index, end))
+                index = end
+                break
+            missing.extend(range(index, pos))  # damaged: skipped, indices stay tied to pts
+            frame = self._to_frame(f, pos)
+            index = pos + 1
             self._next_index = index
             yield frame
-        self._check_ended(index, end)
+        self._check_ended(index, end, missing)
 
-    def _check_ended(self, index: int, end: int | None) -> None:
+    def _check_ended(self, index: int, end: int | None, missing: list[int]) -> None:
         n = self.info.frame_count
+        if missing:
+            span = f"frame {missing[0]}" if len(missing) == 1 else (
+                f"frames {missing[0]}-{missing[-1]}" if missing[-1] - missing[0] + 1 == len(missing)
+                else f"{len(missing)} frames between {missing[0]} and {missing[-1]}"
+            )  # fmt: skip
+            self._warn(f"{self._path}: damaged: {span} could not be decoded (skipped)")
         if (end is None or end > index) and index < n:
             self._warn(
                 f"{self._path}: truncated or damaged after frame {index - 1}; "
                 f"{index} of {n} frames are usable"
             )
             self.info = replace(self.info, frame_count=index, frame_count_exact=True)
-        elif self._damaged and end is None:
+        elif self._damaged and not missing:
             self._warn(f"{self._path}: damaged packets were skipped while decoding")
 
     def read(self, index: int) -> Frame:
         self._check_index(index)
+        self._build_pts_table()
         self._seek_to(index)
         f = self._next_raw()
         if f is None:
-            self._check_ended(index, None)
+            self._check_ended(index, None, [])
             raise IndexError(f"frame {index} could not be decoded (file ends earlier)")
+        pos = self._index_of(f)
+        if pos is not None and pos != index:
+            self._pending.insert(0, f)
+            self._next_index = pos
+            raise IndexError(f"frame {index} could not be decoded (damaged)")
         frame = self._to_frame(f, index)
         self._next_index = index + 1
         return frame
