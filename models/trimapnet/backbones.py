@@ -1,4 +1,5 @@
-"""Backbones for the trimap network: torchvision MobileNetV2 and ResNet-18/34/50/101.
+"""Backbones for the trimap network: torchvision MobileNetV2, ResNet-18/34/50/101, and
+YOLOX-Nano's CSPDarknet + PAFPN with its COCO weights (yolox.py, from ONNX by name).
 
 Each backbone returns the four feature maps C2..C5 (strides 4, 8, 16, 32) that the FPN
 needs, and reports their channel counts in `out_channels`.
@@ -13,6 +14,8 @@ Decisions worth knowing:
   only serves the ImageNet classifier.
 - `stride_in_1x1` puts a bottleneck's stride in its first 1x1 conv, as detectron2's MSRA
   ResNets (and thus official SOLOv2 checkpoints) do; torchvision puts it in the 3x3.
+- `yolox_nano` returns [dark2 (stride 4), PAFPN P3, P4, P5]; it has no BN (folded by the
+  export) and its COCO initialisation is the ONNX detector itself (onnx_init.py).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from torch import Tensor, nn
 
 from vidmatte.models.errors import WeightsError
 
-BACKBONES = ("mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONES = ("mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101", "yolox_nano")
 MOBILENET_NPZ = "imagenet_backbone/mobilenet_v2_imagenet_qnnpack_dequant.npz"
+YOLOX_NANO_ONNX = "coco_person_detection/yolox_nano_coco_416.onnx"
 
 
 def _norm_layer(frozen_bn: bool):
@@ -138,7 +142,11 @@ def freeze_stages(backbone: nn.Module, stages: int) -> int:
     of frozen parameter tensors."""
     if stages <= 0:
         return 0
-    if isinstance(backbone, MobileNetV2Backbone):
+    from vidmatte.models.trimapnet.yolox import YOLOXNanoBackbone
+
+    if isinstance(backbone, YOLOXNanoBackbone):  # stem, dark2..dark5, 6 = + PAFPN
+        modules = backbone.stage_modules(stages)
+    elif isinstance(backbone, MobileNetV2Backbone):
         # stem = features[0]; stages end at the taps (3, 6, 13, 17)
         ends = (0, *backbone.TAPS)
         modules = list(backbone.features[: ends[min(stages, len(ends)) - 1] + 1])
@@ -169,18 +177,23 @@ def build_backbone(name: str, *, frozen_bn: bool = True, stride_in_1x1: bool = F
         return MobileNetV2Backbone(frozen_bn=frozen_bn)
     if name.startswith("resnet") and name in BACKBONES:
         return ResNetBackbone(int(name[6:]), frozen_bn=frozen_bn, stride_in_1x1=stride_in_1x1)
+    if name == "yolox_nano":
+        from vidmatte.models.trimapnet.yolox import YOLOXNanoBackbone
+
+        return YOLOXNanoBackbone()
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
 
 
 def default_backbone_weights(name: str) -> Path | None:
-    """The ImageNet initialisation found in ../shared for this backbone, if any."""
+    """The pretrained initialisation found in ../shared for this backbone, if any
+    (ImageNet for MobileNetV2, COCO YOLOX-Nano ONNX for yolox_nano)."""
     from vidmatte.models.shared import shared_weights
 
     root = shared_weights()
     if root is None:
         return None
-    if name == "mobilenet_v2":
-        p = root / MOBILENET_NPZ
+    if name in ("mobilenet_v2", "yolox_nano"):
+        p = root / (MOBILENET_NPZ if name == "mobilenet_v2" else YOLOX_NANO_ONNX)
         return p if p.is_file() else None
     return None  # no ResNet ImageNet file fits the 4 MiB fetch limit (MANIFEST section 0)
 
@@ -192,6 +205,14 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
     full-model names (`features.*`, `layer1.*`, `conv1.*`); the classifier is ignored.
     """
     path = Path(path)
+    if path.suffix == ".onnx":
+        from vidmatte.models.trimapnet.onnx_init import load_onnx_initializers
+        from vidmatte.models.trimapnet.yolox import YOLOXNanoBackbone
+
+        if not isinstance(backbone, YOLOXNanoBackbone):
+            raise WeightsError(f"{path}: .onnx initialisation exists only for yolox_nano")
+        load_onnx_initializers(backbone, path, prefix="backbone.")
+        return
     if path.suffix == ".npz":
         if not isinstance(backbone, MobileNetV2Backbone):
             raise WeightsError(f"{path}: .npz initialisation exists only for mobilenet_v2")
@@ -225,7 +246,7 @@ def init_backbone(backbone: nn.Module, name: str, pretrained: bool | Path | str)
         path = default_backbone_weights(name)
         if path is None:
             warnings.warn(
-                f"no ImageNet weights for {name} found (../shared); starting from scratch",
+                f"no pretrained weights for {name} found (../shared); starting from scratch",
                 stacklevel=3,
             )
             return False

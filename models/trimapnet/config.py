@@ -39,6 +39,24 @@ _HEAD_DEFAULTS = {
     "resnet": dict(
         fpn_channels=256, ins_channels=512, num_instance_convs=4, mask_channels=128, num_masks=256
     ),
+    # YOLOX-Nano (COCO init, issue 18): a head as light as the 0.9 M-parameter trunk
+    "yolox_nano": dict(
+        fpn_channels=64,
+        ins_channels=64,
+        num_instance_convs=2,
+        mask_channels=32,
+        num_masks=32,
+        neck="lite",
+    ),
+}
+
+#: Input convention of each backbone's initialisation when the config leaves it None:
+#: torchvision (RGB, ImageNet mean/std) or YOLOX (BGR on 0..255, no normalisation).
+_INPUT_DEFAULTS = {
+    "yolox_nano": dict(colour_order="BGR", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(1.0, 1.0, 1.0)),
+    "torchvision": dict(
+        colour_order="RGB", pixel_mean=IMAGENET_MEAN_RGB, pixel_std=IMAGENET_STD_RGB
+    ),
 }
 
 
@@ -66,6 +84,7 @@ class TrimapNetConfig:
     num_classes: int | None = None  # None: 1 (persons) in trimap mode, 80 (COCO) in binary
     input_short_side: int = 512
     fpn_channels: int | None = None  # None: per-backbone default (_HEAD_DEFAULTS)
+    neck: str | None = None  # "fpn" (detectron2's) or "lite" (lite_fpn.py); None: per backbone
     ins_channels: int | None = None
     num_instance_convs: int | None = None
     mask_channels: int | None = None
@@ -83,9 +102,10 @@ class TrimapNetConfig:
     prior_prob: float = 0.01
     frozen_bn: bool = True
     stride_in_1x1: bool = False  # True for detectron2 MSRA ResNets (official checkpoints)
-    colour_order: str = "RGB"  # channel order the weights expect ("BGR" for detectron2)
-    pixel_mean: tuple[float, ...] = IMAGENET_MEAN_RGB  # on the 0..255 scale, in colour_order
-    pixel_std: tuple[float, ...] = IMAGENET_STD_RGB
+    # channel order the weights expect ("BGR" for detectron2, YOLOX); None: per backbone
+    colour_order: str | None = None
+    pixel_mean: tuple[float, ...] | None = None  # on the 0..255 scale, in colour_order
+    pixel_std: tuple[float, ...] | None = None
     class_names: tuple[str, ...] | None = None
     loss: LossWeights = field(default_factory=LossWeights)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -95,8 +115,16 @@ class TrimapNetConfig:
             raise ValueError(f"mode must be 'trimap' or 'binary', not {self.mode!r}")
         if self.num_classes is None:
             self.num_classes = 1 if self.mode == "trimap" else 80
-        key = "mobilenet_v2" if self.backbone == "mobilenet_v2" else "resnet"
+        key = self.backbone if self.backbone in _HEAD_DEFAULTS else "resnet"
         for name, value in _HEAD_DEFAULTS[key].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.neck is None:
+            self.neck = "fpn"
+        if self.neck not in ("fpn", "lite"):
+            raise ValueError(f"neck must be 'fpn' or 'lite', not {self.neck!r}")
+        inp = _INPUT_DEFAULTS.get(self.backbone, _INPUT_DEFAULTS["torchvision"])
+        for name, value in inp.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.num_grids = tuple(int(g) for g in self.num_grids)

@@ -9,7 +9,8 @@ padding to a multiple of 32 happen inside, so imported detectron2 weights (BGR, 
 mean) and our own (RGB, ImageNet) take the same input. The caller picks the resolution
 (`config.input_short_side` says what the weights were trained for; `detect()` resizes).
 Post-processing stays on the device: point NMS, score threshold, dynamic convolution of the
-candidates only, mask scoring, Matrix NMS, and upsampling of the kept instances only.
+candidates only, mask scoring, Matrix NMS, the caller's person filter, then upsampling of
+the kept instances only, each inside its own window (postprocess.upsample_window).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.instances import Instances, boxes_and_centres
+from vidmatte.models.instances import Instances, window_boxes_and_centres
 from vidmatte.models.trimapnet.backbones import build_backbone, init_backbone
 from vidmatte.models.trimapnet.config import (
     ARCHITECTURE,
@@ -33,9 +34,10 @@ from vidmatte.models.trimapnet.config import (
 )
 from vidmatte.models.trimapnet.fpn import FPN
 from vidmatte.models.trimapnet.heads import SOLOv2InsHead, split_feats
-from vidmatte.models.trimapnet.loss import IGNORE, solov2_loss
+from vidmatte.models.trimapnet.lite_fpn import LiteFPN
+from vidmatte.models.trimapnet.loss import solov2_loss
 from vidmatte.models.trimapnet.mask_branch import SOLOv2MaskHead, dynamic_conv
-from vidmatte.models.trimapnet.postprocess import matrix_nms, point_nms
+from vidmatte.models.trimapnet.postprocess import Selector, matrix_nms, point_nms, upsample_window
 from vidmatte.models.trimapnet.targets import assign_targets
 
 
@@ -47,7 +49,8 @@ class TrimapNet(nn.Module):
         self.backbone = build_backbone(
             cfg.backbone, frozen_bn=cfg.frozen_bn, stride_in_1x1=cfg.stride_in_1x1
         )
-        self.fpn = FPN(self.backbone.out_channels, cfg.fpn_channels)
+        neck = LiteFPN if cfg.neck == "lite" else FPN
+        self.fpn = neck(self.backbone.out_channels, cfg.fpn_channels)
         self.ins_head = SOLOv2InsHead(
             in_channels=cfg.fpn_channels,
             channels=cfg.ins_channels,
@@ -180,11 +183,14 @@ class TrimapNet(nn.Module):
         image_size: tuple[int, int],
         output_size: tuple[int, int] | None = None,
         settings: PostprocessConfig | None = None,
+        select: Selector | None = None,
     ) -> list[Instances]:
         """Instances per image; masks/trimaps at `output_size` (default: `image_size`).
 
         `image_size` is the unpadded size of the network input; `output_size` may differ
         (e.g. the original frame), then kept instances are resized straight to it.
+        `select(scores, labels) -> indices` (the caller's person filter) picks among the
+        kept instances before anything is upsampled: what it drops costs nothing.
         """
         cfg = self.config
         s = settings or cfg.postprocess
@@ -239,6 +245,11 @@ class TrimapNet(nn.Module):
                 results.append(empty)
                 continue
             keep = keep[scores[keep].argsort(descending=True)][: s.max_per_img]
+            if select is not None:
+                keep = keep[select(scores[keep], labels[order[keep]]).to(keep.device)]
+                if keep.shape[0] == 0:
+                    results.append(empty)
+                    continue
             idx = order[keep]
             results.append(
                 self._instances(logits[idx], scores[keep], labels[idx], (h, w), (out_h, out_w))
@@ -246,27 +257,41 @@ class TrimapNet(nn.Module):
         return results
 
     def _instances(self, logits, scores, labels, image_size, output_size) -> Instances:
-        """Upsample the kept instances' logits to the output size and build Instances."""
-        h, w = image_size
-        hf, wf = logits.shape[-2:]
-        if (hf * 4, wf * 4) == (h, w):
-            up = F.interpolate(logits, size=output_size, mode="bilinear")
-        else:  # the stride-4 grid overhangs the image: go to the padded size, crop, resize
-            up = F.interpolate(logits, size=(hf * 4, wf * 4), mode="bilinear")[..., :h, :w]
-            if output_size != (h, w):
-                up = F.interpolate(up, size=output_size, mode="bilinear")
-        if logits.shape[1] == 1:
-            masks, trimaps = up[:, 0].sigmoid(), None
-        else:
-            trimaps = up.softmax(dim=1)
-            masks = 1 - trimaps[:, 0]
-        boxes, centres = boxes_and_centres(masks)
-        return Instances(scores, labels, masks, boxes, centres, trimaps)
+        """Kept instances' low-resolution logits -> Instances, each upsampled only inside
+        its window (models/instances.py): the same values as upsampling the whole frame."""
+        windows, masks, trimaps, boxes, centres = [], [], [], [], []
+        for k in range(logits.shape[0]):
+            win, up = upsample_window(logits[k], image_size, output_size)
+            if up.shape[0] == 1:
+                mask = up[0].sigmoid()
+            else:
+                probs = up.softmax(dim=0)
+                trimaps.append(probs)
+                mask = 1 - probs[0]
+            box, centre = window_boxes_and_centres(mask, win)
+            windows.append(win)
+            masks.append(mask)
+            boxes.append(box)
+            centres.append(centre)
+        dev = logits.device
+        return Instances(
+            scores,
+            labels,
+            masks,
+            torch.stack(boxes) if boxes else torch.zeros(0, 4, device=dev),
+            torch.stack(centres) if centres else torch.zeros(0, 2, device=dev),
+            trimaps if logits.shape[1] > 1 else None,
+            windows=torch.tensor(windows, dtype=torch.long, device=dev).reshape(-1, 4),
+            image_size=output_size,
+        )
 
     @torch.no_grad()
-    def detect(self, images: Tensor, short_side: int | None = None) -> list[Instances]:
+    def detect(
+        self, images: Tensor, short_side: int | None = None, select: Selector | None = None
+    ) -> list[Instances]:
         """Resize (on the device) so the short side is `short_side` (default: the config's),
-        rounded to a multiple of 32, run, and return Instances at the images' own size."""
+        rounded to a multiple of 32, run, and return Instances at the images' own size
+        (`select`: see `postprocess`)."""
         h, w = images.shape[-2:]
         side = short_side or self.config.input_short_side
         scale = side / min(h, w)
@@ -276,7 +301,9 @@ class TrimapNet(nn.Module):
         if (nh, nw) != (h, w):
             x = F.interpolate(images, size=(nh, nw), mode="bilinear", antialias=scale < 1)
         cates, kernels, mask_feats = self.features(x)
-        return self.postprocess(cates, kernels, mask_feats, (nh, nw), output_size=(h, w))
+        return self.postprocess(
+            cates, kernels, mask_feats, (nh, nw), output_size=(h, w), select=select
+        )
 
     # ------------------------------------------------------------------ temporal loss
     def select_levels(self, sizes: Tensor) -> Tensor:
@@ -397,8 +424,3 @@ def build_trimapnet(
     model = TrimapNet(config)
     init_backbone(model.backbone, model.config.backbone, pretrained_backbone)
     return model
-
-
-def ignore_value() -> int:
-    """The trimap target value that is ignored by the losses (255)."""
-    return IGNORE
