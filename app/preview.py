@@ -16,6 +16,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from vidmatte.models.trimap import trimap_to_classes
+
 MODES = ("original", "trimap", "alpha", "composite")
 MODE_LABELS = {
     "original": "Original",
@@ -63,8 +65,9 @@ def trimap_overlay(rgb: np.ndarray, layers: list[Layer]) -> np.ndarray:
     out = rgb.astype(np.float32) * 0.6  # dim the frame so colours read clearly
     for layer in layers:
         c = np.asarray(layer.colour, np.float32)
-        fg = layer.trimap >= 192
-        unknown = (layer.trimap >= 64) & ~fg
+        classes = trimap_to_classes(layer.trimap)
+        fg = classes == 2
+        unknown = classes == 1
         out[fg] = out[fg] * 0.35 + c * 0.65
         out[unknown] = out[unknown] * 0.4 + (c * 0.5 + 127.0) * 0.6
     return np.clip(out, 0, 255).astype(np.uint8)

@@ -1,4 +1,29 @@
-"""Trimaps from instance masks (pseudo labels, the "SOLO + matting" baseline) and from alpha.
+"""Trimaps: the one home of every trimap encoding, every conversion and the band rule.
+
+A trimap says, per pixel, background / unknown / foreground. Five encodings exist, each at
+its own stage boundary, and nothing else converts between them (no function here or
+elsewhere guesses an encoding from the values: callers convert explicitly):
+
+    trimap   uint8 (H, W) or (N, H, W), BG / UNKNOWN / FG = 0 / 128 / 255. Files
+             (`--save-trimaps`, datasets), the matters' input, `PersonFrame.trimap`, the GUI.
+    classes  uint8 or long {0, 1, 2} (the index into CLASS_NAMES), IGNORE = 255 where a
+             training target has no label (padding, uncertain pixels). Training targets,
+             losses, metrics.
+    probs    float (N, 3, h, w) softmax over (bg, unknown, fg). The trimap network's output
+             and `Instances.trimaps`; a mask-only source's trimaps as one-hot probs.
+    unit     float {0, 0.5, 1}. IndexNet's 4th input channel.
+    masks    float [0, 1] (or bool) (N, H, W) instance masks; the band rule below turns
+             them into trimaps.
+
+    masks   --masks_to_trimaps-->  trimap  --trimap_to_classes-->  classes
+    alpha   --trimap_from_alpha--> trimap  <--classes_to_trimap--  classes
+    probs   --probs_to_trimaps-->  trimap  --trimaps_to_probs-->   probs (one-hot)
+    probs   --probs_to_classes-->  classes --classes_to_unit-->    unit
+    trimap  --trimap_to_unit-->    unit    (tensors, on the matter's device)
+
+`trimap_to_classes` reads < 64 as background and >= 192 as foreground, so trimaps that went
+through lossy files still read right; the matters treat every value that is neither 0 nor
+255 as unknown (`unknown_region`).
 
 Band rule (paper V-B: "dilate and erode the edge of the binary mask for each instance"):
 the unknown band of an instance reaches `r = band_width(mask)` pixels on each side of the
@@ -8,7 +33,8 @@ mask edge (dilate by r, erode by r, so the band is about 2r wide), with
 
 so the band scales with the person's size: a full-body person of 720 px height at 720p
 (area ~ 1.2e5 px) gets r ≈ 14, a dancer of 45k px r ≈ 8, a small one far away keeps
-r ≥ 2 and a close-up stays ≤ 40. The image border is not an edge: a person cut by the frame keeps foreground there.
+r ≥ 2 and a close-up stays ≤ 40. The image border is not an edge: a person cut by the
+frame keeps foreground there.
 
 Touching people: instance i's foreground excludes every other instance's dilated mask
 (`dilate(m_j, r_j)`), so no person's foreground lies inside another person's mask or
@@ -27,7 +53,74 @@ BAND_FACTOR = 0.04
 BAND_MIN = 2
 BAND_MAX = 40
 
-BG, UNKNOWN, FG = 0, 128, 255
+#: The class order everywhere: index in `classes`, channel in `probs`.
+CLASS_NAMES = ("background", "unknown", "foreground")
+#: The `trimap` value of each class, in CLASS_NAMES order.
+LEVELS = (0, 128, 255)
+BG, UNKNOWN, FG = LEVELS
+#: The `classes` value of an unlabelled target pixel (losses skip it, metrics leave it out).
+IGNORE = 255
+#: The `trimap` value of a pixel the teacher is unsure of (pseudo-labels of the whole-video
+#: teacher, models/teachers/video.py): `trimap_to_classes` reads it as IGNORE; matters and
+#: any reader that only tells 0 and 255 apart take it as unknown (a safe reading).
+IGNORE_LEVEL = 64
+
+_CLASSES_LUT = np.full(256, 1, np.uint8)  # trimap value -> class (tolerant to lossy files)
+_CLASSES_LUT[:64] = 0
+_CLASSES_LUT[192:] = 2
+_CLASSES_LUT[IGNORE_LEVEL] = IGNORE
+_LEVELS_LUT = np.full(256, UNKNOWN, np.uint8)  # class -> trimap value; IGNORE: unknown
+_LEVELS_LUT[:3] = LEVELS
+
+
+def trimap_to_classes(trimap: np.ndarray) -> np.ndarray:
+    """uint8 trimap (0/128/255; < 64 bg, >= 192 fg, else unknown) -> uint8 classes {0,1,2};
+    IGNORE_LEVEL (64, uncertain pseudo-label pixels) -> IGNORE."""
+    t = np.asarray(trimap)
+    if t.dtype != np.uint8:
+        raise TypeError(f"a trimap is uint8 0/128/255, got {t.dtype}")
+    return _CLASSES_LUT[t]
+
+
+def classes_to_trimap(classes: np.ndarray) -> np.ndarray:
+    """Classes {0,1,2} (IGNORE becomes unknown: nothing is known there) -> uint8 trimap."""
+    return _LEVELS_LUT[np.asarray(classes, np.uint8)]
+
+
+def classes_to_unit(classes: np.ndarray) -> np.ndarray:
+    """Classes {0,1,2} -> float32 {0, 0.5, 1}, IndexNet's trimap channel (no IGNORE here)."""
+    return np.asarray(classes, np.float32) / 2.0
+
+
+def trimap_to_unit(trimap):
+    """uint8 trimap Tensor (any shape) -> float Tensor {0, 0.5, 1} on the same device."""
+    import torch
+
+    t = trimap.float()
+    return torch.where((t > BG) & (t < FG), torch.full_like(t, 0.5), t / 255.0)
+
+
+def unit_unknown(unit):
+    """Float mask (same shape) of the unknown pixels of a {0, 0.5, 1} trimap Tensor."""
+    t = unit.float()
+    return ((t > 0.25) & (t < 0.75)).float()
+
+
+def probs_to_classes(probs) -> np.ndarray:
+    """(N, 3, H, W) probabilities or logits (numpy or Tensor) -> uint8 (N, H, W) classes."""
+    if hasattr(probs, "detach"):
+        return probs.detach().argmax(1).to("cpu").numpy().astype(np.uint8)
+    return np.asarray(probs).argmax(1).astype(np.uint8)
+
+
+def known_alpha(trimaps: np.ndarray) -> np.ndarray:
+    """float32 alpha of the known pixels of uint8 trimaps: 1 at FG, 0 elsewhere."""
+    return (trimaps == FG).astype(np.float32)
+
+
+def unknown_region(trimaps: np.ndarray) -> np.ndarray:
+    """bool: what a matter computes, every pixel of a uint8 trimap that is neither BG nor FG."""
+    return (trimaps != BG) & (trimaps != FG)
 
 
 def band_width(mask: np.ndarray) -> int:
@@ -39,6 +132,7 @@ def band_width(mask: np.ndarray) -> int:
 
 
 def _binary(mask) -> np.ndarray:
+    """bool masks as they are; float [0, 1] > 0.5; uint8 (0/255 PNGs) > 127."""
     m = np.asarray(mask.detach().cpu() if hasattr(mask, "detach") else mask)
     return m if m.dtype == np.bool_ else m > (0.5 if m.dtype.kind == "f" else 127)
 
@@ -92,14 +186,21 @@ def masks_to_trimaps(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def with_ignore(trimaps: np.ndarray, uncertain: np.ndarray) -> np.ndarray:
+    """uint8 trimaps with IGNORE_LEVEL where `uncertain` (bool, same shape) and the trimap is
+    known (bg or fg): the teacher's doubt is not taught; the unknown band stays unknown."""
+    out = np.array(trimaps, np.uint8, copy=True)
+    out[np.asarray(uncertain, bool) & (out != UNKNOWN)] = IGNORE_LEVEL
+    return out
+
+
 def probs_to_trimaps(probs) -> np.ndarray:
     """(N, 3, H, W) softmax (bg, unknown, fg), numpy or Tensor -> uint8 (N, H, W) by argmax."""
     if hasattr(probs, "detach"):
         idx = probs.detach().argmax(1).to("cpu").numpy()
     else:
         idx = np.asarray(probs).argmax(1)
-    lut = np.array([BG, UNKNOWN, FG], np.uint8)
-    return lut[idx]
+    return np.asarray(LEVELS, np.uint8)[idx]
 
 
 def trimap_from_alpha(alpha: np.ndarray, band: int | None = None) -> np.ndarray:
@@ -126,11 +227,10 @@ def trimap_from_alpha(alpha: np.ndarray, band: int | None = None) -> np.ndarray:
 
 
 def trimaps_to_probs(trimaps: np.ndarray):
-    """uint8 (N, H, W) 0/128/255 -> float Tensor (N, 3, H, W) one-hot (bg, unknown, fg)."""
+    """uint8 (N, H, W) trimaps -> float Tensor (N, 3, H, W) one-hot (bg, unknown, fg)."""
     import torch
 
-    t = torch.from_numpy(np.asarray(trimaps))
-    idx = (t > 64).long() + (t > 192).long()
+    idx = torch.from_numpy(trimap_to_classes(trimaps)).long()
     return torch.nn.functional.one_hot(idx, 3).permute(0, 3, 1, 2).float()
 
 

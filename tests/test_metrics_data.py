@@ -14,6 +14,7 @@ from vidmatte.training.metrics import (
     mask_j,
     sequence_flows,
     temporal_consistency,
+    to_binary,
     video_alpha_metrics,
 )
 
@@ -57,7 +58,7 @@ def lucia(shared_data):
     (seq,) = read_sequences(shared_data / "vos" / "davis16_lucia")
     keys = seq.frame_keys()[:4]
     small = lambda m, i: cv2.resize(m, (427, 240), interpolation=i)  # noqa: E731
-    masks = [small(read_map(seq.files[k]), cv2.INTER_NEAREST) for k in keys]
+    masks = [to_binary(small(read_map(seq.files[k]), cv2.INTER_NEAREST)) for k in keys]
     frames = [small(read_rgb(seq.frames[k]), cv2.INTER_AREA) for k in keys]
     return masks, frames
 

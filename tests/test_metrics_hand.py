@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vidmatte.models.errors import InputError
+from vidmatte.models.trimap import trimap_to_classes
 from vidmatte.training.metrics import (
     TrimapIoU,
     alpha_metrics,
@@ -46,16 +47,18 @@ def test_boundary_f_tolerance():
 
 
 def test_trimap_iou_hand():
-    gt = np.array([[0, 0, 128], [128, 255, 255]], np.uint8)
-    pred = np.array([[0, 128, 128], [128, 255, 0]], np.uint8)
+    gt = trimap_to_classes(np.array([[0, 0, 128], [128, 255, 255]], np.uint8))
+    pred = trimap_to_classes(np.array([[0, 128, 128], [128, 255, 0]], np.uint8))
     r = trimap_iou(pred, gt)
     assert r["background"] == pytest.approx(1 / 3)  # {0,0},{0,1},{1,2}: 1 shared of 3
     assert r["unknown"] == pytest.approx(2 / 3)
     assert r["foreground"] == pytest.approx(1 / 2)
     assert r["mean"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
-    # class indices give the same answer; a class absent from both is NaN and not averaged
+    # a class absent from both is NaN and not averaged; 0/128/255 values are refused
     idx = trimap_iou(np.array([[0, 1]]), np.array([[0, 1]]))
     assert idx["mean"] == 1.0 and math.isnan(idx["foreground"])
+    with pytest.raises(InputError, match="trimap_to_classes"):
+        trimap_iou(np.array([[0, 128]], np.uint8), np.array([[0, 128]], np.uint8))
     acc = TrimapIoU()
     acc.update(pred, gt)
     acc.update(gt, gt)

@@ -20,6 +20,13 @@ import torch
 from torch import nn
 
 from vidmatte.models.errors import UsageError
+from vidmatte.models.trimap import (
+    IGNORE,
+    classes_to_trimap,
+    classes_to_unit,
+    trimap_from_alpha,
+    trimap_to_classes,
+)
 from vidmatte.training.data.augment import (
     AugmentConfig,
     apply_alpha,
@@ -28,12 +35,7 @@ from vidmatte.training.data.augment import (
     jitter_colour,
     sample_params,
 )
-from vidmatte.training.data.datasets import (
-    IGNORE,
-    MattingCompositeDataset,
-    find_images,
-    trimap_classes_from_alpha,
-)
+from vidmatte.training.data.datasets import MattingCompositeDataset, find_images
 from vidmatte.training.trainer import export_model_folder, from_dict
 
 
@@ -74,7 +76,7 @@ class LayeredComposites(torch.utils.data.Dataset):
         q = sample_params(rng, h, w, self.aug, train=self.train)  # bg: its own jitter
         geometry_only = replace(p, brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0)
         b = jitter_colour(apply_image(bg, geometry_only), q)
-        tri = apply_label(trimap_classes_from_alpha(alpha), p, fill=IGNORE).astype(np.float32)
+        tri = apply_label(trimap_to_classes(trimap_from_alpha(alpha)), p, fill=IGNORE)
         tri[tri == IGNORE] = 0  # padding is known background
         ff = torch.from_numpy(f).permute(2, 0, 1).float() / 255
         bb = torch.from_numpy(b).permute(2, 0, 1).float() / 255
@@ -84,7 +86,7 @@ class LayeredComposites(torch.utils.data.Dataset):
             "alpha": aa,
             "fg": ff,
             "bg": bb,
-            "trimap": torch.from_numpy(tri / 2.0)[None],  # {0, 0.5, 1}
+            "trimap": torch.from_numpy(classes_to_unit(tri))[None],
         }
 
 
@@ -158,7 +160,7 @@ class IndexNetTask:
         mad, mse = [], []
         for s in self._eval:
             pred = model(s["image"][None].to(device), s["trimap"][None].to(device))
-            tri = (s["trimap"][0].numpy() * 2).astype(np.uint8)
+            tri = classes_to_trimap((s["trimap"][0].numpy() * 2).astype(np.uint8))
             m = alpha_metrics(pred[0, 0].float().cpu().numpy(), s["alpha"][0].numpy(), tri)
             mad.append(m["MAD"])
             mse.append(m["MSE"])

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidmatte.models.errors import UsageError
+from vidmatte.models.trimap import IGNORE, probs_to_classes
 from vidmatte.training.data.augment import AugmentConfig
 from vidmatte.training.data.datasets import (
     MattingCompositeDataset,
@@ -122,8 +123,9 @@ class TrimapLoss(nn.Module):
 
 def trimap_classes_from_logits(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """(N, 3, h, w) logits -> (N, H, W) uint8 classes 0/1/2 at the image size."""
-    up = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-    return up.argmax(1).to(torch.uint8).cpu().numpy()
+    return probs_to_classes(
+        F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
+    )
 
 
 @dataclass
@@ -219,7 +221,7 @@ def evaluate_clip(model: nn.Module, clip: EvalClip, device: torch.device) -> dic
         for n in range(min(len(p), len(g))):
             gt = g[n].copy()
             pred = p[n].copy()
-            ign = gt == 255
+            ign = gt == IGNORE
             gt[ign], pred[ign] = 0, 0
             iou.update(pred, gt)
     tcs = track_tc(preds, clip)

@@ -2,7 +2,7 @@
 composition, both Charbonnier (sqrt(d² + eps²)) and averaged over the trimap's unknown region
 only, since known pixels are copied from the trimap at inference and carry no signal.
 
-`trimap` is B×1×H×W either in {0, 0.5, 1} or in {0, 128, 255}; unknown = neither 0 nor max.
+`trimap` is B×1×H×W in IndexNet's {0, 0.5, 1} encoding (models/trimap.py: `unit`).
 """
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vidmatte.models.trimap import unit_unknown
+
 EPS = 1e-6
-
-
-def unknown_mask(trimap: Tensor) -> Tensor:
-    """Float mask (B×1×H×W) of the unknown region for trimaps in [0,1] or [0,255]."""
-    t = trimap.float()
-    top = 255.0 if float(t.max()) > 1.0 else 1.0
-    return ((t > 0.25 * top) & (t < 0.75 * top)).float()
 
 
 def _masked_mean(err: Tensor, mask: Tensor) -> Tensor:
@@ -28,7 +23,7 @@ def _masked_mean(err: Tensor, mask: Tensor) -> Tensor:
 def alpha_prediction_loss(pred: Tensor, gt: Tensor, trimap: Tensor) -> Tensor:
     """Mean Charbonnier distance between predicted and true alpha over unknown pixels."""
     err = torch.sqrt((pred - gt) ** 2 + EPS**2)
-    return _masked_mean(err, unknown_mask(trimap))
+    return _masked_mean(err, unit_unknown(trimap))
 
 
 def composition_loss(pred: Tensor, fg: Tensor, bg: Tensor, image: Tensor, trimap: Tensor) -> Tensor:
@@ -38,4 +33,4 @@ def composition_loss(pred: Tensor, fg: Tensor, bg: Tensor, image: Tensor, trimap
     """
     comp = pred * fg + (1.0 - pred) * bg
     err = torch.sqrt((comp - image) ** 2 + EPS**2)
-    return _masked_mean(err, unknown_mask(trimap))
+    return _masked_mean(err, unit_unknown(trimap))

@@ -49,12 +49,27 @@ def check_inputs(image: np.ndarray, trimaps: np.ndarray) -> np.ndarray:
     return trimaps
 
 
-def _known_alpha(trimaps: np.ndarray) -> np.ndarray:
-    return (trimaps == 255).astype(np.float32)
+def ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """1-D blending weight: linear ramp over `overlap` px at cut edges, never 0."""
+    wgt = np.ones(n, np.float64)
+    if overlap > 0:
+        r = (np.arange(overlap) + 0.5) / overlap
+        m = min(overlap, n)
+        if not at_start:
+            wgt[:m] = np.minimum(wgt[:m], r[:m])
+        if not at_end:
+            wgt[n - m :] = np.minimum(wgt[n - m :], r[:m][::-1])
+    return wgt
 
 
-def _unknown(trimaps: np.ndarray) -> np.ndarray:
-    return (trimaps != 0) & (trimaps != 255)
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size `tile` covering [0, length) with >= `overlap` overlap."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
 
 
 def band_tiles(unknown: np.ndarray, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -63,8 +78,6 @@ def band_tiles(unknown: np.ndarray, tile: int, overlap: int) -> list[tuple[int, 
     Windows are laid on a grid over the band's bounding box and kept only where they hold
     an unknown pixel; every unknown pixel lies in at least one kept window.
     """
-    from vidmatte.models.matters.classical import tile_starts
-
     h, w = unknown.shape
     ys_, xs_ = np.nonzero(unknown.any(1))[0], np.nonzero(unknown.any(0))[0]
     if ys_.size == 0:
@@ -84,10 +97,8 @@ def band_tiles(unknown: np.ndarray, tile: int, overlap: int) -> list[tuple[int, 
 
 
 def blend_weights(th: int, tw: int, y: int, x: int, h: int, w: int, overlap: int) -> np.ndarray:
-    from vidmatte.models.matters.classical import _ramp
-
-    wy = _ramp(th, overlap, y == 0, y + th >= h)
-    wx = _ramp(tw, overlap, x == 0, x + tw >= w)
+    wy = ramp(th, overlap, y == 0, y + th >= h)
+    wx = ramp(tw, overlap, x == 0, x + tw >= w)
     return (wy[:, None] * wx[None, :]).astype(np.float32)
 
 

@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from vidmatte.models.matters.base import check_inputs
+from vidmatte.models.matters.base import check_inputs, ramp, tile_starts
+from vidmatte.models.trimap import known_alpha, unknown_region
 
 __all__ = ["ClassicalMatter", "closed_form_alpha", "matting_laplacian", "solve_dirichlet"]
 
@@ -116,29 +117,6 @@ def solve_dirichlet(
     return _Dirichlet(image, known, eps).solve(values)
 
 
-def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
-    """1-D blending weight: linear ramp over `overlap` px at cut edges, never 0."""
-    wgt = np.ones(n, np.float64)
-    if overlap > 0:
-        r = (np.arange(overlap) + 0.5) / overlap
-        m = min(overlap, n)
-        if not at_start:
-            wgt[:m] = np.minimum(wgt[:m], r[:m])
-        if not at_end:
-            wgt[n - m :] = np.minimum(wgt[n - m :], r[:m][::-1])
-    return wgt
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size `tile` covering [0, length) with >= `overlap` overlap."""
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
-
-
 def _downscale_known(known: np.ndarray, values: np.ndarray, size: tuple[int, int]):
     import cv2
 
@@ -192,8 +170,8 @@ def _solve_region(
                 kn[:, 0] = True
             if x0 + tw < w:
                 kn[:, -1] = True
-            wy = _ramp(th, overlap, y0 == 0, y0 + th >= h)
-            wx = _ramp(tw, overlap, x0 == 0, x0 + tw >= w)
+            wy = ramp(th, overlap, y0 == 0, y0 + th >= h)
+            wx = ramp(tw, overlap, x0 == 0, x0 + tw >= w)
             wt = wy[:, None] * wx[None, :]
             wsum[sl] += wt
             systems.append((sl, _Dirichlet(image[sl], kn, eps), wt))
@@ -229,8 +207,8 @@ def closed_form_alpha(
     """
     from scipy.ndimage import binary_dilation, find_objects, label
 
-    unknown = (trimap != 0) & (trimap != 255)
-    alpha = (trimap == 255).astype(np.float32)
+    unknown = unknown_region(trimap)
+    alpha = known_alpha(trimap)
     if not unknown.any():
         return alpha
     h, w = trimap.shape
@@ -246,7 +224,7 @@ def closed_form_alpha(
         # Other regions' unknown pixels in this crop share no window with ours (>= 4 px
         # apart), so they may be held at any value; 0 is used.
         known = ~mine
-        values = (trimap[crop] == 255).astype(np.float64)
+        values = known_alpha(trimap[crop]).astype(np.float64)
         a = _solve_region(img[crop], known, values, eps, tile, overlap, sweeps)
         alpha[crop][mine] = a[mine].astype(np.float32)
     return alpha

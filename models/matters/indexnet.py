@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidmatte.models.matters.base import (
-    _known_alpha,
-    _unknown,
-    band_tiles,
-    blend_weights,
-    check_inputs,
-)
+from vidmatte.models.matters.base import band_tiles, blend_weights, check_inputs
+from vidmatte.models.trimap import known_alpha, trimap_to_unit, unknown_region
 
 
 class IndexNetMatter:
@@ -47,8 +42,8 @@ class IndexNetMatter:
     def __call__(self, image: np.ndarray, trimaps: np.ndarray) -> np.ndarray:
         trimaps = check_inputs(image, trimaps)
         n, h, w = trimaps.shape
-        alpha = _known_alpha(trimaps)
-        unknown = _unknown(trimaps)
+        alpha = known_alpha(trimaps)
+        unknown = unknown_region(trimaps)
         tile = self.tile or max(h, w)
         jobs = [
             (i, y, x) for i in range(n) for (y, x) in band_tiles(unknown[i], tile, self.overlap)
@@ -76,8 +71,7 @@ class IndexNetMatter:
         tris = np.stack([trimaps[i, y : y + th, x : x + tw] for i, y, x in chunk])
         with torch.inference_mode():
             im = torch.from_numpy(imgs).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            tr = torch.from_numpy(tris).to(self.device)[:, None].float()
-            tr = torch.where((tr > 0) & (tr < 255), torch.full_like(tr, 0.5), tr / 255.0)
+            tr = trimap_to_unit(torch.from_numpy(tris).to(self.device)[:, None])
             if self.fp16:
                 with torch.autocast("cuda", dtype=torch.float16):
                     out = self.model(im, tr)

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidmatte.models.trimap import IGNORE
 from vidmatte.models.trimapnet.mask_branch import dynamic_conv
 from vidmatte.models.trimapnet.targets import LevelTargets
-
-IGNORE = 255
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-IGNORE = 255
+from vidmatte.models.trimap import IGNORE
 
 
 @dataclass(frozen=True)

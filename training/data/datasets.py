@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from vidmatte.models.errors import InputError
+from vidmatte.models.trimap import IGNORE, trimap_from_alpha, trimap_to_classes
 from vidmatte.training.data.augment import (
     AugmentConfig,
     AugmentParams,
@@ -45,7 +46,6 @@ from vidmatte.training.data.augment import (
 )
 from vidmatte.training.data.flow_cache import FlowCache
 
-IGNORE = 255
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # --------------------------------------------------------------------------- manifest
@@ -144,21 +144,6 @@ def read_grey(path: str | Path) -> np.ndarray:
     if img.dtype != np.uint8:
         img = (img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)).round().astype(np.uint8)
     return img
-
-
-def trimap_png_to_classes(png: np.ndarray) -> np.ndarray:
-    """0/128/255 trimap PNG -> {0 bg, 1 unknown, 2 fg} uint8 (tolerant to JPEG-ish values)."""
-    out = np.ones_like(png, dtype=np.uint8)
-    out[png < 64] = 0
-    out[png >= 192] = 2
-    return out
-
-
-def trimap_classes_from_alpha(alpha: np.ndarray) -> np.ndarray:
-    """Ground-truth trimap classes {0,1,2} from alpha in [0,1] (models/trimap.py rules)."""
-    from vidmatte.models.trimap import trimap_from_alpha
-
-    return trimap_png_to_classes(trimap_from_alpha(alpha))
 
 
 def _centre_size(mask: np.ndarray) -> tuple[tuple[float, float], float]:
@@ -308,7 +293,7 @@ class VideoTripletDataset(torch.utils.data.Dataset):
         masks, trimaps = [], []
         for inst in self.videos[vi].frames[fi].instances[: self.cfg.max_instances]:
             m = (read_grey(self.root / inst.mask) > 127).astype(np.uint8)
-            t = trimap_png_to_classes(read_grey(self.root / inst.trimap))
+            t = trimap_to_classes(read_grey(self.root / inst.trimap))
             masks.append(apply_label(m, p, fill=0))
             trimaps.append(apply_label(t, p, fill=IGNORE))
         sample = _pack_instances(masks, trimaps, p.out_h, p.out_w, self.cfg.min_instance_area)
@@ -392,7 +377,7 @@ class MattingCompositeDataset(torch.utils.data.Dataset):
     Without a fg/ folder the image itself stands in for the foreground colours (exact where
     alpha is 0 or 1, a slight colour bleed in semi-transparent hair); with fg/ the composite
     is exact. Background per sample: a photo from `backgrounds` (files), else a random
-    gradient. Trimaps come from alpha (matting/trimaps.trimap_from_alpha).
+    gradient. Trimaps come from alpha (models/trimap.py: trimap_from_alpha).
     """
 
     def __init__(
@@ -446,7 +431,7 @@ class MattingCompositeDataset(torch.utils.data.Dataset):
         p: AugmentParams = sample_params(rng, h, w, self.aug, train=self.train)
         img = apply_image(comp, p)
         a = apply_alpha(alpha, p)
-        tri = apply_label(trimap_classes_from_alpha(alpha), p, fill=IGNORE)
+        tri = apply_label(trimap_to_classes(trimap_from_alpha(alpha)), p, fill=IGNORE)
         sample = _pack_instances(
             [(a > 0.5).astype(np.uint8)], [tri], p.out_h, p.out_w, self.min_area
         )
@@ -573,7 +558,7 @@ def import_mask_sequence(
     """Add a video with per-frame GT masks (DAVIS layout: NNNNN.jpg + NNNNN.png) to a dataset.
 
     Masks may be binary (0/255) or instance-index PNGs (value k = track k). Trimaps come
-    from matting/trimaps.masks_to_trimaps, as the pseudo-labeller makes them, so ground
+    from models/trimap.py: masks_to_trimaps, as the pseudo-labeller makes them, so ground
     truth sequences and teacher labels train the same way. Frames without a mask, or past
     `labelled_every`, are written unlabelled (still usable as frame_f / frame_b).
     """

@@ -88,7 +88,7 @@ def run_frames(
 def evaluate_vos(
     seq_dir: Path, pipe, max_frames: int, flow: str, label: str = "teacher"
 ) -> list[dict]:
-    from vidmatte.models.trimap import masks_to_trimaps
+    from vidmatte.models.trimap import masks_to_trimaps, trimap_to_classes
     from vidmatte.training import metrics as M
     from vidmatte.training.eval.data import read_map, read_rgb, read_sequences
 
@@ -106,7 +106,8 @@ def evaluate_vos(
     ms = float(np.mean(steady))
     tri_iou = M.TrimapIoU()
     for o, g in zip(outs, gts, strict=True):
-        tri_iou.update(o[3], masks_to_trimaps(M.to_binary(g)[None])[0])
+        gt_tri = masks_to_trimaps(M.to_binary(g)[None])[0]
+        tri_iou.update(trimap_to_classes(o[3]), trimap_to_classes(gt_tri))
     matter = pipe.matter.name if pipe.matter is not None else "no"
     rows = []
     for method, preds in (
@@ -257,8 +258,9 @@ def _student(item: str) -> tuple[str, Path]:
 
 
 def _main(argv: list[str] | None) -> int:
+    from vidmatte.matting.io.manifest import json_safe
     from vidmatte.models.shared import shared_data, shared_weights
-    from vidmatte.training.eval.cli import _clean, write_atomic
+    from vidmatte.training.eval.cli import write_atomic
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, help="shared data folder (default: ../shared/data)")
@@ -311,13 +313,15 @@ def _main(argv: list[str] | None) -> int:
             )
         )
     if args.json:
-        write_atomic(args.json, json.dumps(_clean({"rows": rows}), indent=2) + "\n", args.overwrite)
+        write_atomic(
+            args.json, json.dumps(json_safe({"rows": rows}), indent=2) + "\n", args.overwrite
+        )
     if args.card_metrics:
         args.card_metrics.mkdir(parents=True, exist_ok=True)
         for m in methods:
             card = card_metrics(rows, m.label)
             out = args.card_metrics / (m.label.replace("/", "-").replace(" ", "_") + ".json")
-            write_atomic(out, json.dumps(_clean(card), indent=2) + "\n", args.overwrite)
+            write_atomic(out, json.dumps(json_safe(card), indent=2) + "\n", args.overwrite)
     return 0
 
 

@@ -23,9 +23,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from vidmatte.models import __version__
@@ -118,6 +116,7 @@ def evaluate_pair(pred, gt, args, union_of=None) -> tuple[dict, dict]:
     """Metrics of one (prediction, ground truth) pair -> (row, per-frame series)."""
     import numpy as np
 
+    from vidmatte.models.trimap import trimap_to_classes
     from vidmatte.training import metrics as M
     from vidmatte.training.eval.data import read_map, read_rgb
 
@@ -141,15 +140,19 @@ def evaluate_pair(pred, gt, args, union_of=None) -> tuple[dict, dict]:
     row: dict = {"pred": pred.name, "gt": gt.name, "gt_kind": gt.kind, "frames": len(keys)}
     series: dict = {}
     if gt.kind == "trimap":
-        pred_tri = preds
+        # every map becomes trimap classes {0, 1, 2} (models/trimap.py) before scoring
+        pred_tri = [trimap_to_classes(p) for p in preds]
         if pred.kind == "alpha":
             if pred.trimaps and all(k in pred.trimaps for k in keys):
-                pred_tri = [_resize_like(read_map(pred.trimaps[k]), shape, True) for k in keys]
+                pred_tri = [
+                    trimap_to_classes(_resize_like(read_map(pred.trimaps[k]), shape, True))
+                    for k in keys
+                ]
             else:
-                pred_tri = [M.alpha_to_trimap(p) for p in preds]
+                pred_tri = [M.alpha_to_classes(p) for p in preds]
         acc = M.TrimapIoU()
         for p, g in zip(pred_tri, gts, strict=True):
-            acc.update(p, g)
+            acc.update(p, trimap_to_classes(g))
         for name, v in acc.compute().items():
             row[f"iou_{name}"] = v
         tc_maps = pred_tri
@@ -274,17 +277,6 @@ COLUMNS = [
 ]
 
 
-def _clean(v):
-    """JSON-safe: NaN/inf -> None, recursively."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
-
-
 def _cell(v) -> str:
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.4g}" if abs(v) < 1 else f"{v:.2f}"
@@ -300,16 +292,13 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_atomic(path: Path, text: str, overwrite: bool) -> None:
+    """Write a report atomically (matting/io/atomic.py); refuse to replace one unasked."""
+    from vidmatte.matting.io.atomic import atomic_write_text, make_dirs
+
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists (use --overwrite to replace it)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e}") from e
+    make_dirs(path.parent)
+    atomic_write_text(path, text)
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -381,7 +370,9 @@ def _main(argv: list[str] | None) -> int:
                 file=sys.stderr,
             )
     if args.json is not None:
-        write_atomic(args.json, json.dumps(_clean(result), indent=2) + "\n", args.overwrite)
+        from vidmatte.matting.io.manifest import json_safe
+
+        write_atomic(args.json, json.dumps(json_safe(result), indent=2) + "\n", args.overwrite)
     if args.csv is not None:
         write_atomic(args.csv, to_csv(result["rows"]), args.overwrite)
     plots = args.plots or (args.json.parent if args.json is not None else None)

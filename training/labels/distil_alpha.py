@@ -80,7 +80,7 @@ def distil(
 ) -> DistilResult:
     """Write OUT/{image,alpha}/ crops for every labelled person of `dataset` (see module doc)."""
     from vidmatte.models.matters.classical import closed_form_alpha
-    from vidmatte.models.trimap import band_width
+    from vidmatte.models.trimap import band_width, classes_to_trimap, trimap_to_classes
     from vidmatte.training.data.datasets import read_grey, read_manifest, read_rgb
     from vidmatte.training.data.teacher_dataset import write_image
 
@@ -102,17 +102,18 @@ def distil(
             skipped += 1
             continue
         trimap = read_grey(root / inst.trimap)
-        mask = trimap >= 128
+        classes = trimap_to_classes(trimap)
+        mask = classes >= 1
         if int(mask.sum()) < min_area:
             small += 1
             continue
-        box = crop_box(mask, margin, band_width(trimap >= 192) + 4)
+        box = crop_box(mask, margin, band_width(classes == 2) + 4)
         if box is None:
             small += 1
             continue
         y0, y1, x0, x1 = box
         image = read_rgb(root / frame.file)[y0:y1, x0:x1]
-        tri = np.where(trimap < 64, 0, np.where(trimap >= 192, 255, 128)).astype(np.uint8)
+        tri = classes_to_trimap(classes)
         alpha = closed_form_alpha(np.ascontiguousarray(image), tri[y0:y1, x0:x1])
         write_image(out / "image" / f"{stem}.png", image, rgb=True)
         write_image(alpha_path, (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8))

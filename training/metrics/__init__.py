@@ -1,7 +1,7 @@
-"""Every evaluation metric in one import (DESIGN.md, Metrics); training/ and bench/ share it.
+"""Every evaluation metric in one import (docs/architecture.md); training/ and bench/ share it.
 
-Split by kind into metrics_masks (J, boundary F, trimap IoU), metrics_alpha (MAD, MSE,
-Grad, Conn, dtSSD, MESSDdt) and metrics_temporal (TC); `id_switches` defers to
+Split by kind into masks.py (J, boundary F, trimap IoU), alpha.py (MAD, MSE, Grad, Conn,
+dtSSD, MESSDdt) and temporal.py (TC); `id_switches` defers to
 vidmatte.matting.tracking.id_metrics.count_id_switches (association quality).
 """
 
@@ -18,13 +18,12 @@ from vidmatte.training.metrics.alpha import (
     video_alpha_metrics,
 )
 from vidmatte.training.metrics.masks import (
-    TRIMAP_NAMES,
     TrimapIoU,
-    alpha_to_trimap,
+    alpha_to_classes,
     boundary_f,
+    check_classes,
     mask_j,
     to_binary,
-    to_trimap_classes,
     trimap_iou,
 )
 from vidmatte.training.metrics.temporal import (
@@ -34,11 +33,11 @@ from vidmatte.training.metrics.temporal import (
 )
 
 __all__ = [
-    "TRIMAP_NAMES",
     "TrimapIoU",
     "alpha_metrics",
-    "alpha_to_trimap",
+    "alpha_to_classes",
     "boundary_f",
+    "check_classes",
     "conn_error",
     "dtssd",
     "evaluation_trimap",
@@ -51,7 +50,6 @@ __all__ = [
     "temporal_consistency_pairs",
     "to_alpha",
     "to_binary",
-    "to_trimap_classes",
     "trimap_iou",
     "video_alpha_metrics",
 ]

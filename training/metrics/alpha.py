@@ -8,8 +8,9 @@
     |e_t(p) - e_t+1(p + v(p))| with e = (a - g)², v = flow of the ground-truth matte, as
     MaGGIe reports it; Erofeev et al. 2015 define it).
 
-Alphas are float [0, 1] (uint8 0..255 is rescaled). With a trimap (0/128/255), MAD, MSE,
-Grad and Conn cover only its unknown (128) pixels, as image-matting benchmarks (DIM,
+Alphas are read by dtype (`to_alpha`: float [0, 1], uint8 0..255, uint16 0..65535). With a
+trimap (uint8 0/128/255, models/trimap.py), MAD, MSE, Grad and Conn cover only its unknown
+pixels, as image-matting benchmarks (DIM,
 Composition-1k) do; MAD/MSE are then means over those pixels. Video averages are over
 frames (MAD/MSE/Grad/Conn) and over frame pairs (dtSSD, MESSDdt): RVM's sheet counts a 0
 for the first frame's dtSSD, we leave it out.
@@ -96,12 +97,11 @@ def conn_error(pred, gt, mask: np.ndarray | None = None, step: float = 0.1) -> f
 
 
 def _unknown(trimap) -> np.ndarray:
+    """The unknown pixels of a uint8 0/128/255 trimap (tolerant to lossy files)."""
+    from vidmatte.models.trimap import trimap_to_classes
+
     t = np.asarray(trimap)
-    if t.ndim == 3:
-        t = t[..., 0]
-    if t.max(initial=0) <= 2:
-        return t == 1
-    return (t >= 64) & (t < 192)
+    return trimap_to_classes(t[..., 0] if t.ndim == 3 else t) == 1
 
 
 def alpha_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray | None = None) -> dict:
@@ -203,9 +203,10 @@ def evaluation_trimap(alpha: np.ndarray) -> np.ndarray:
     away every thin solid part of a plant. This is Deep Image Matting's rule, unchanged."""
     import cv2
 
-    a = np.asarray(alpha)
-    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    from vidmatte.models.trimap import BG, FG, UNKNOWN
+
+    a = to_alpha(alpha)
     bg = cv2.erode((a <= 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    tri = np.full(a.shape, 128, np.uint8)
-    tri[a >= 0.95], tri[bg] = 255, 0
+    tri = np.full(a.shape, UNKNOWN, np.uint8)
+    tri[a >= 0.95], tri[bg] = FG, BG
     return tri

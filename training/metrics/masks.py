@@ -5,6 +5,10 @@ Conventions (DAVIS): a prediction and a ground truth that are both empty agree p
 the classes present, so a frame without foreground does not score a free 1.0;
 `TrimapIoU` accumulates intersections and unions over many frames (dataset-level IoU, as
 semantic segmentation reports mIoU).
+
+Encodings (models/trimap.py): trimap metrics take `classes` maps {0, 1, 2}; convert uint8
+0/128/255 trimaps with `trimap_to_classes` first. Masks are bool, float [0, 1] or uint8 /
+uint16 images (read by dtype, never guessed from the values).
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vidmatte.models.errors import InputError
-
-TRIMAP_NAMES = ("background", "unknown", "foreground")
+from vidmatte.models.trimap import CLASS_NAMES
 
 
 def _check_same(pred: np.ndarray, gt: np.ndarray) -> None:
@@ -24,50 +27,41 @@ def _check_same(pred: np.ndarray, gt: np.ndarray) -> None:
 
 
 def to_binary(x: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """bool mask from bool, float [0,1] or uint8 [0,255] (alpha > threshold)."""
+    """bool mask: alpha > threshold, with alpha read by dtype as `to_alpha` reads it (bool;
+    uint8 0..255; uint16 0..65535; float [0, 1]; other integers are 0/1 labels)."""
+    from vidmatte.training.metrics.alpha import to_alpha
+
     x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., 0]
     if x.dtype == bool:
-        return x
-    if x.dtype == np.uint8 or (np.issubdtype(x.dtype, np.integer) and x.max(initial=0) > 1):
-        return x.astype(np.float32) / 255.0 > threshold
-    return x.astype(np.float32) > threshold
+        return x[..., 0] if x.ndim == 3 else x
+    return to_alpha(x) > threshold
 
 
-def to_trimap_classes(x: np.ndarray) -> np.ndarray:
-    """Class index map 0=bg, 1=unknown, 2=fg from uint8 0/128/255 (or already 0/1/2).
+def alpha_to_classes(alpha: np.ndarray, eps: float = 0.02) -> np.ndarray:
+    """Trimap classes implied by an alpha matte (read as `to_alpha` reads it): 0 where
+    alpha <= eps, 2 where >= 1 - eps, else 1 (no band: what the matte itself says)."""
+    from vidmatte.training.metrics.alpha import to_alpha
 
-    uint8 maps with values above 2 are quantised (<64 bg, >=192 fg, between unknown), which
-    also tolerates lossy trimaps; float maps are read as [0,1] (<0.25 bg, >0.75 fg).
-    """
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., 0]
-    if np.issubdtype(x.dtype, np.floating):
-        out = np.ones(x.shape, np.uint8)
-        out[x < 0.25] = 0
-        out[x > 0.75] = 2
-        return out
-    if x.max(initial=0) <= 2:
-        return x.astype(np.uint8)
-    out = np.ones(x.shape, np.uint8)
-    out[x < 64] = 0
-    out[x >= 192] = 2
-    return out
-
-
-def alpha_to_trimap(alpha: np.ndarray, eps: float = 0.02) -> np.ndarray:
-    """Trimap classes implied by an alpha matte: 0 where alpha<=eps, 2 where >=1-eps."""
-    a = np.asarray(alpha, np.float32)
-    if a.ndim == 3:
-        a = a[..., 0]
-    if a.max(initial=0) > 1.0:
-        a = a / 255.0
+    a = to_alpha(alpha)
     out = np.ones(a.shape, np.uint8)
     out[a <= eps] = 0
     out[a >= 1 - eps] = 2
     return out
+
+
+def check_classes(x: np.ndarray) -> np.ndarray:
+    """A class map {0, 1, 2} as uint8 (first channel if H×W×C); InputError otherwise."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., 0]
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.integer):
+        raise InputError(f"trimap metrics take class maps {{0, 1, 2}}, got {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() > 2):
+        raise InputError(
+            "trimap metrics take class maps {0, 1, 2}; convert 0/128/255 trimaps with "
+            "vidmatte.models.trimap.trimap_to_classes"
+        )
+    return x.astype(np.uint8)
 
 
 def mask_j(pred, gt) -> float:
@@ -128,7 +122,7 @@ def boundary_f(pred, gt, bound_th: float = 0.008) -> float:
 
 
 def _trimap_counts(pred, gt) -> tuple[np.ndarray, np.ndarray]:
-    p, g = to_trimap_classes(pred), to_trimap_classes(gt)
+    p, g = check_classes(pred), check_classes(gt)
     _check_same(p, g)
     inter = np.array([np.count_nonzero((p == c) & (g == c)) for c in range(3)], np.int64)
     union = np.array([np.count_nonzero((p == c) | (g == c)) for c in range(3)], np.int64)
@@ -137,7 +131,7 @@ def _trimap_counts(pred, gt) -> tuple[np.ndarray, np.ndarray]:
 
 def _iou_dict(inter: np.ndarray, union: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
-    for c, name in enumerate(TRIMAP_NAMES):
+    for c, name in enumerate(CLASS_NAMES):
         out[name] = float(inter[c] / union[c]) if union[c] else float("nan")
     vals = [v for v in out.values() if not np.isnan(v)]
     out["mean"] = float(np.mean(vals)) if vals else float("nan")
@@ -147,8 +141,8 @@ def _iou_dict(inter: np.ndarray, union: np.ndarray) -> dict[str, float]:
 def trimap_iou(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """IoU per trimap class (background, unknown, foreground) and their mean.
 
-    Inputs: uint8 0/128/255 or class indices 0/1/2. A class absent from both maps is NaN
-    and left out of the mean.
+    Inputs: class maps {0, 1, 2} (`trimap_to_classes` converts 0/128/255 trimaps). A class
+    absent from both maps is NaN and left out of the mean.
     """
     return _iou_dict(*_trimap_counts(pred, gt))
 

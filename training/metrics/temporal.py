@@ -7,8 +7,10 @@ averaged (mIoU); reported in %. Here flows[i] is the flow frame i -> i+1 (the co
 vidmatte.models.flow) and preds[i+1] is pulled back onto frame i (nearest sampling, so no
 class is invented); pixels whose source falls outside the frame are left out.
 
-Predictions may be label maps (trimaps 0/128/255 or class indices) or alpha/probability
-maps (float in [0,1] or bool: thresholded at 0.5, so TC of mattes = TC of their masks).
+Predictions are class maps (integers {0, 1, 2}: trimap classes, or 0/1 labels), or masks
+(bool, or float alpha/probability in [0, 1] thresholded at 0.5, so TC of mattes = TC of
+their masks). uint8 images are not guessed at: convert 0/128/255 trimaps with
+`models.trimap.trimap_to_classes` and 0/255 mask images with `metrics.to_binary`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from vidmatte.models.errors import InputError
 
 
 def _labels(x) -> np.ndarray:
-    from vidmatte.training.metrics.masks import to_trimap_classes
+    from vidmatte.training.metrics.masks import check_classes
 
     a = np.asarray(x)
     if a.ndim == 3:
@@ -30,7 +32,7 @@ def _labels(x) -> np.ndarray:
         return a.astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
         return (a > 0.5).astype(np.uint8)
-    return to_trimap_classes(a)
+    return check_classes(a)
 
 
 def _pair_counts(pred_t, pred_t1, flow) -> tuple[np.ndarray, np.ndarray]:
