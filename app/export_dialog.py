@@ -183,10 +183,10 @@ class ExportDialog(QDialog):
             overwrite=self.overwrite.isChecked(),
         )
         self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
+        self.worker.returned.connect(self._on_returned)
         self.worker.errored.connect(lambda e: self._fail(error_message(e)))
         self.worker.aborted.connect(self._on_aborted)
-        self.worker.done.connect(self._on_done)
+        self.worker.finished.connect(self._on_finished)
         self.progress.setRange(0, max(1, args["end"] - args["start"]))
         self.progress.setValue(0)
         self.progress.setVisible(True)
@@ -212,7 +212,7 @@ class ExportDialog(QDialog):
             f"Exporting: {p.done}/{p.total} frames, {p.fps:.1f} fps, ETA {format_eta(p.eta_s)}"
         )
 
-    def _on_finished(self, summary: ExportSummary) -> None:
+    def _on_returned(self, summary: ExportSummary) -> None:
         self.summary = summary
         names = ", ".join(t["name"] for t in summary.tracks) or "nobody"
         n = len(summary.tracks)
@@ -233,7 +233,7 @@ class ExportDialog(QDialog):
         self.status.setStyleSheet("color: #c0392b")
         self.status.setText(message)
 
-    def _on_done(self) -> None:
+    def _on_finished(self) -> None:
         self.export_button.setEnabled(True)
         self.close_button.setText("Close")
 

@@ -322,10 +322,10 @@ class MainWindow(QMainWindow):
         )
         self.worker.progress.connect(self._on_progress)
         self.worker.yielded.connect(self._on_processed)
-        self.worker.finished.connect(self._on_process_finished)
+        self.worker.returned.connect(self._on_process_returned)
         self.worker.errored.connect(self._on_process_error)
         self.worker.aborted.connect(self._on_process_aborted)
-        self.worker.done.connect(self._on_worker_done)
+        self.worker.finished.connect(self._on_worker_finished)
         self._follow = True
         self._new_people = False
         self.progress.setRange(0, 0)  # busy until the first frame (model loading)
@@ -373,7 +373,7 @@ class MainWindow(QMainWindow):
             finally:
                 self._programmatic_seek = False
 
-    def _on_process_finished(self, summary: ProcessSummary) -> None:
+    def _on_process_returned(self, summary: ProcessSummary) -> None:
         self.last_summary = summary
         self.session.describe = summary.describe
         self.people.refresh(self._no_person_text(summary))
@@ -414,7 +414,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Processing cancelled; {kept}")
         self.people.refresh()
 
-    def _on_worker_done(self) -> None:
+    def _on_worker_finished(self) -> None:
         self.progress.setVisible(False)
         self.progress_label.setText("")
         self._follow = False

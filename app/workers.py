@@ -1,16 +1,19 @@
 """Generator workers: long jobs run in a QThread and report back through signals.
 
-Modelled on napari's `thread_worker`: the job is a plain generator function, so it can be
-tested without Qt or a screen (just iterate it). The worker runs it in its own QThread and
-turns what it yields into signals delivered in the GUI thread (queued connections):
+Modelled on superqt's (formerly napari's) `thread_worker` and named as it names its
+signals: the job is a plain generator function, so it can be tested without Qt or a screen
+(just iterate it). The worker runs it in its own QThread and turns what it yields into
+signals delivered in the GUI thread (queued connections):
 
-    progress(Progress)   a `vidmatte.matting.progress.Progress` the job yielded
+    started()            the job began (in the worker thread)
+    progress(Progress)   a `vidmatte.matting.progress.Progress` the job yielded (ours)
     yielded(object)      anything else the job yielded (e.g. a processed frame)
-    finished(object)     the generator's return value; the job completed
+    returned(object)     the generator's return value; the job completed
     errored(object)      the exception (a VidmatteError carries the one-line message)
     aborted()            the job was cancelled (abort() or a `Cancelled` raised inside)
+    finished()           always last, whatever happened
 
-Exactly one of finished / errored / aborted is emitted, then `done()`. Abort is
+Exactly one of returned / errored / aborted is emitted, then `finished()`. Abort is
 cooperative: a `cancel` keyword (threading.Event) is passed to jobs that take one, so a
 job blocked inside a long step (the pipeline's batch) stops at its next check; the worker
 also stops between yields.
@@ -40,12 +43,13 @@ class _Thread(QThread):
 class GeneratorWorker(QObject):
     """Run `func(*args, **kwargs)` (a generator function) in a QThread."""
 
+    started = Signal()
     progress = Signal(object)
     yielded = Signal(object)
-    finished = Signal(object)
+    returned = Signal(object)
     errored = Signal(object)
     aborted = Signal()
-    done = Signal()
+    finished = Signal()
 
     def __init__(self, func: Callable[..., Generator], *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -54,7 +58,7 @@ class GeneratorWorker(QObject):
             kwargs["cancel"] = self.cancel
         self._func, self._args, self._kwargs = func, args, kwargs
         self._thread: _Thread | None = None
-        self.outcome: str | None = None  # "finished" | "errored" | "aborted" once done
+        self.outcome: str | None = None  # "returned" | "errored" | "aborted" once finished
 
     # -- control (GUI thread) ----------------------------------------------------------
     def start(self) -> None:
@@ -80,6 +84,7 @@ class GeneratorWorker(QObject):
         from vidmatte.matting.progress import Progress
         from vidmatte.models.errors import Cancelled
 
+        self.started.emit()
         try:
             gen = self._func(*self._args, **self._kwargs)
             result = None
@@ -107,9 +112,9 @@ class GeneratorWorker(QObject):
             self.outcome = "errored"
             self.errored.emit(e)
         else:
-            self.outcome = "finished"
-            self.finished.emit(result)
-        self.done.emit()
+            self.outcome = "returned"
+            self.returned.emit(result)
+        self.finished.emit()
 
 
 def error_message(e: BaseException) -> str:

@@ -87,10 +87,10 @@ def processed(qapp, shared_weights, tmp_path_factory, request):
     assert w.start_processing()
     w.worker.yielded.connect(lambda item: arrived.append(item.index))
     assert w.busy and not w.process_action.isEnabled()
-    with qtbot.waitSignal(w.worker.done, timeout=240_000):
+    with qtbot.waitSignal(w.worker.finished, timeout=240_000):
         pass
     qtbot.waitUntil(lambda: not w.busy)
-    assert w.worker.outcome == "finished", w.last_error
+    assert w.worker.outcome == "returned", w.last_error
     assert arrived == list(range(FRAMES))
     yield w, tmp
     w.close()
@@ -226,9 +226,9 @@ def test_export_dialog(processed, qtbot):
     dlg.composite_value.setText("green")
     dlg.save_trimaps.setChecked(True)
     dlg.start()
-    with qtbot.waitSignal(dlg.worker.done, timeout=60_000):
+    with qtbot.waitSignal(dlg.worker.finished, timeout=60_000):
         pass
-    assert dlg.worker.outcome == "finished", dlg.status.text()
+    assert dlg.worker.outcome == "returned", dlg.status.text()
     assert dlg.open_button.isVisible() and "Exported 1 person" in dlg.status.text()
     screenshot(dlg, "05_export_done")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -257,7 +257,7 @@ def test_export_dialog(processed, qtbot):
     assert catcher.urls == [str(out)]
     # exporting again into the same folder is refused without "Replace"
     dlg.start()
-    with qtbot.waitSignal(dlg.worker.done, timeout=30_000):
+    with qtbot.waitSignal(dlg.worker.finished, timeout=30_000):
         pass
     assert dlg.worker.outcome == "errored" and "not empty" in dlg.status.text()
     dlg.reject()
@@ -291,7 +291,7 @@ def test_cancel_midway_keeps_results(qtbot, tmp_path, shared_weights, processed)
     screenshot(w, "07_processing")
     assert w.cancel_action.isEnabled()
     w.cancel_processing()
-    with qtbot.waitSignal(w.worker.done, timeout=60_000):
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
         pass
     assert w.worker.outcome == "aborted"
     done = w.session.processed
@@ -309,7 +309,7 @@ def test_weights_missing_shows_banner(qtbot, tmp_path):
     w.settings.weights = ""
     assert w.open_video(SAMPLE_CLIP)
     w.start_processing()
-    with qtbot.waitSignal(w.worker.done, timeout=120_000):
+    with qtbot.waitSignal(w.worker.finished, timeout=120_000):
         pass
     assert w.worker.outcome == "errored"
     assert "Settings" in w.banner_message and w.banner_message.splitlines()[0]

@@ -26,12 +26,18 @@ def _job(n, fail=None, cancel=None):
 
 
 def _record(worker):
-    got = {"progress": [], "yielded": [], "finished": [], "errored": [], "aborted": 0}
+    got = {"progress": [], "yielded": [], "returned": [], "errored": [], "aborted": 0}
+    got["order"] = []  # superqt's sequence: started, ..., one outcome, finished last
+    worker.started.connect(lambda: got["order"].append("started"))
     worker.progress.connect(lambda p: got["progress"].append(p.done))
     worker.yielded.connect(got["yielded"].append)
-    worker.finished.connect(got["finished"].append)
+    worker.returned.connect(got["returned"].append)
+    worker.returned.connect(lambda _: got["order"].append("returned"))
     worker.errored.connect(got["errored"].append)
+    worker.errored.connect(lambda _: got["order"].append("errored"))
     worker.aborted.connect(lambda: got.__setitem__("aborted", got["aborted"] + 1))
+    worker.aborted.connect(lambda: got["order"].append("aborted"))
+    worker.finished.connect(lambda: got["order"].append("finished"))
     return got
 
 
@@ -40,15 +46,17 @@ def test_worker_synchronous_run_without_thread():
     got = _record(w)
     w.run()  # headless: the same body the thread runs
     assert got["progress"] == [0, 1, 2] and got["yielded"] == [0, 1, 2]
-    assert got["finished"] == ["ok"] and w.outcome == "finished"
+    assert got["returned"] == ["ok"] and w.outcome == "returned"
+    assert got["order"] == ["started", "returned", "finished"]
 
 
 def test_worker_thread_error_and_abort(qtbot):
     w = GeneratorWorker(_job, 5, fail=WeightsError("weights missing: pass --weights"))
     got = _record(w)
-    with qtbot.waitSignal(w.done, timeout=10_000):
+    with qtbot.waitSignal(w.finished, timeout=10_000):
         w.start()
-    assert w.outcome == "errored" and got["yielded"] == [0, 1] and not got["finished"]
+    assert w.outcome == "errored" and got["yielded"] == [0, 1] and not got["returned"]
+    assert got["order"] == ["started", "errored", "finished"]
     assert error_message(got["errored"][0]) == "weights missing: pass --weights"
     assert error_message(ValueError("boom\nmore")) == "internal error: ValueError: boom"
 
@@ -64,9 +72,10 @@ def test_worker_thread_error_and_abort(qtbot):
     got2 = _record(w2)
     w2.start()
     qtbot.waitUntil(lambda: len(got2["yielded"]) >= 2, timeout=10_000)
-    with qtbot.waitSignal(w2.done, timeout=10_000):
+    with qtbot.waitSignal(w2.finished, timeout=10_000):
         w2.abort()
     assert w2.outcome == "aborted" and got2["aborted"] == 1 and len(got2["yielded"]) < 1000
+    assert got2["order"] == ["started", "aborted", "finished"]
 
 
 def test_render_modes():
