@@ -12,7 +12,7 @@ SHARED_WEIGHTS := $(wildcard ../shared/weights)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,7 +7,6 @@ those tests skip where the kernel refuses one."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -106,9 +105,10 @@ def error_lines(stderr: str) -> list[str]:
 # ------------------------------------------------------------------ 1. folder lock
 
 
-def test_1_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, astro, teacher):
+def test_1_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, teacher):
+    long = write_clip(tmp_path / "long.mp4", read_frames(SAMPLE_CLIP, 60, (192, 192)))
     out = tmp_path / "out"
-    a = subprocess.Popen(CLI + [str(astro), "--out", str(out), "--overwrite", "-q", *teacher],
+    a = subprocess.Popen(CLI + [str(long), "--out", str(out), "--overwrite", "-q", *teacher],
                          stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 300
@@ -117,14 +117,21 @@ def test_1_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, astro
             assert time.monotonic() < deadline
             time.sleep(0.05)
         # A is running: another --overwrite and a --resume are both refused at once.
-        for flag in ("--overwrite", "--resume"):
-            b = cli([astro, "--out", out, flag, *teacher])
-            assert b.returncode == 6, (flag, b.stderr)
-            (line,) = error_lines(b.stderr)
+        others = {
+            flag: subprocess.Popen(
+                CLI + [str(long), "--out", str(out), flag, *teacher],
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for flag in ("--overwrite", "--resume")
+        }
+        for flag, b in others.items():
+            assert b.wait(timeout=300) == 6, flag
+            (line,) = error_lines(b.stderr.read())
             assert "in use" in line and f"pid {a.pid}" in line, line
-            assert a.poll() is None, "A should still be running (make the clip longer)"
+        assert a.poll() is None, "A should still be running (make the clip longer)"
     finally:
-        rc = a.wait(timeout=600)
+        rc = a.wait(timeout=900)
     assert rc == 0
     man = json.loads((out / "manifest.json").read_text())
     assert man["complete"] is True
@@ -231,9 +238,9 @@ def test_5_damaged_file_with_a_range(tmp_path, dancers_frames, teacher, capsys):
     out = tmp_path / "out"
     assert main([str(bad), "--out", str(out), "--start", "10", "--end", "20", *teacher]) == 0
     err = capsys.readouterr().err
-    assert len([ln for ln in err.splitlines() if "damaged" in ln]) == 1, err
+    assert len([ln for ln in err.splitlines() if "warning:" in ln and "damaged:" in ln]) == 1, err
     man = json.loads((out / "manifest.json").read_text())
-    assert 10 <= man["range"]["start"] and man["range"]["end"] <= 20
+    assert man["range"]["start"] >= 10 and man["range"]["end"] <= 20
     assert len(man["tracks"]) == 3
 
 
@@ -284,7 +291,7 @@ def test_8_sigterm_stops_cleanly_and_resume_finishes(tmp_path, astro, teacher, f
     args = [str(astro), "--out", str(out), "--format", "ffv1", "--composite", "green", "-q"]
     p = subprocess.Popen(CLI + args + teacher, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (out.exists() and temps_under(out)):  # the container is being written
+    while not (out.exists() and any(".mkv.tmp-" in t for t in temps_under(out))):
         assert p.poll() is None, p.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -374,7 +381,7 @@ def test_10d_truncation_is_reported_once(tmp_path, teacher):
     cut.write_bytes(mkv.read_bytes()[:pos])
     r = cli([cut, "--out", tmp_path / "o", *teacher])
     assert r.returncode in (0, 4), r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if "truncated" in ln.lower()]
+    lines = [ln for ln in r.stderr.splitlines() if "truncated" in ln]
     assert len(lines) == 1, r.stderr
     assert "Warning" not in r.stderr and ".py" not in r.stderr
 

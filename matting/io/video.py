@@ -314,6 +314,12 @@ class _AVReader(VideoReader):
             # Matroska/WebM and friends: no count in the header, so count packets (demux only).
             table = self._build_pts_table()
             n, exact = len(table), True
+            promised = round(c.duration / 1e6 * fps) if c.duration and fps else 0
+            if table and promised > n + 1:  # a cut copy: the header still gives the length
+                self._warn(
+                    f"{path}: truncated: its header gives {c.duration / 1e6:.2f} s "
+                    f"(~{promised} frames) but the file holds {n}; those {n} are usable"
+                )
         if not fps:
             fps = n / dur if dur else DEFAULT_IMAGE_FPS
         if not dur:
