@@ -8,7 +8,8 @@ p in image 0 is found at p + F(p) in image 1.
 - `RaftSmall`: torchvision's RAFT-small architecture carrying the official princeton-vl
   checkpoint (`shared/weights/optical_flow/raft-small.pth`). The checkpoint's 106 tensors
   map *in order* onto torchvision's state dict (the names differ, the shapes match; see
-  shared/weights/MANIFEST.md 1.1). Loaded with `weights_only=True`: nothing is unpickled.
+  shared/weights/MANIFEST.md 1.1). Read by the one checkpoint reader
+  (models/weights/checkpoints.py, `weights_only=True`): nothing is unpickled.
 
 `backward_warp` pulls frame t+1 back onto frame t with `grid_sample` (differentiable in x,
 so the temporal loss trains through it); `occlusion_weight` is the paper's
@@ -87,7 +88,6 @@ class RaftSmall:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device="cpu") -> RaftSmall:
-        import torch
         from torchvision.models.optical_flow import raft_small
 
         if path is None:
@@ -99,31 +99,23 @@ class RaftSmall:
                     "no RAFT-small checkpoint: pass a path (../shared/weights is not here)"
                 )
             path = root / RAFT_SMALL_FILE
+        from vidmatte.models.weights.checkpoints import load_third_party_checkpoint
+        from vidmatte.models.weights.state_dict import load_state_strict
+
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"RAFT-small checkpoint not found: {path}")
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # corrupt file or a pickle that is not plain tensors
-            raise WeightsError(f"cannot read RAFT-small checkpoint {path}: {e}") from e
-        if isinstance(ck, dict) and "state_dict" in ck and isinstance(ck["state_dict"], dict):
-            ck = ck["state_dict"]
+        ck = load_third_party_checkpoint(path)
         model = raft_small(weights=None, progress=False)
         names = list(model.state_dict())
-        tensors = [v for v in ck.values() if isinstance(v, torch.Tensor)]
+        tensors = list(ck.values())
         if len(tensors) != len(names):
             raise WeightsError(
                 f"{path} has {len(tensors)} tensors, RAFT-small needs {len(names)}: "
                 "not the official raft-small.pth"
             )
-        sd = model.state_dict()
-        for n, v in zip(names, tensors, strict=True):
-            if tuple(v.shape) != tuple(sd[n].shape):
-                raise WeightsError(
-                    f"{path}: tensor for {n} has shape {tuple(v.shape)}, "
-                    f"expected {tuple(sd[n].shape)}"
-                )
-        model.load_state_dict(dict(zip(names, tensors, strict=True)), strict=True)
+        # the official file's names differ from torchvision's, its order does not
+        load_state_strict(model, dict(zip(names, tensors, strict=True)), path)
         return cls(model, device)
 
     def __call__(self, img0: Tensor, img1: Tensor, iters: int = 12) -> Tensor:

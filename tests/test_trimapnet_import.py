@@ -14,9 +14,9 @@ from vidmatte.models.trimapnet import TrimapNet, TrimapNetConfig
 from vidmatte.models.trimapnet.official import (
     load_adelaidet_solov2,
     map_adelaidet_keys,
-    safe_torch_load,
     trimap_from_binary,
 )
+from vidmatte.models.weights.checkpoints import load_third_party_checkpoint
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -167,7 +167,7 @@ def test_numpy_checkpoints_are_read(tmp_path):
     state = {"ins_head.cate_pred.bias": np.full(80, -2.0, np.float32), "n": np.arange(3)}
     path = tmp_path / "np.pth"
     torch.save({"model": state, "__author__": "d2"}, path)
-    out = safe_torch_load(path)
+    out = load_third_party_checkpoint(path)
     assert out["ins_head.cate_pred.bias"].dtype == torch.float32
     assert torch.equal(out["n"], torch.arange(3))
 
@@ -186,9 +186,9 @@ def test_refuses_what_weights_only_refuses(tmp_path, capsys):
     obj = tmp_path / "objects.pth"
     torch.save({"model": {"x": np.array([object()], dtype=object)}}, obj)
     with pytest.raises(WeightsError):
-        safe_torch_load(obj)
+        load_third_party_checkpoint(obj)
     with pytest.raises(WeightsError, match="not found"):
-        safe_torch_load(tmp_path / "nope.pth")
+        load_third_party_checkpoint(tmp_path / "nope.pth")
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(WeightsError):

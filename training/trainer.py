@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from vidmatte.models.errors import Cancelled, InputError, OutputError, UsageError
+from vidmatte.models.weights.checkpoints import load_checkpoint_object
 from vidmatte.training.data.datasets import ResumableSampler
 
 # --------------------------------------------------------------------------- config
@@ -339,7 +340,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         step = 0
         if self.resume_path is not None:
-            ck = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+            ck = load_checkpoint_object(self.resume_path)
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -165,6 +164,7 @@ class IndexNetMatting(nn.Module):
         """Load a model folder written by `save_folder`; WeightsError on any mismatch."""
         from vidmatte.models.errors import WeightsError
         from vidmatte.models.weights.folder import load_model_folder
+        from vidmatte.models.weights.state_dict import load_state_strict
 
         cfg, state = load_model_folder(folder)
         if cfg.get("architecture") != ARCHITECTURE:
@@ -174,17 +174,8 @@ class IndexNetMatting(nn.Module):
         model = cls(
             **{k: v for k, v in (cfg.get("arch") or {}).items() if k == "freeze_encoder_bn"}
         )
-        try:
-            model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        except RuntimeError as e:
-            raise WeightsError(f"{folder}: tensors do not fit IndexNet ({str(e)[:120]})") from None
-        missing = set(model.state_dict()) - set(state) - {"mean", "std"}
-        unexpected = set(state) - set(model.state_dict())
-        if missing or unexpected:
-            raise WeightsError(
-                f"{folder}: not an IndexNet state ({len(missing)} missing, "
-                f"{len(unexpected)} unexpected tensors)"
-            )
+        # mean/std are constants of the architecture, not saved in the folder
+        load_state_strict(model, state, folder, optional=("mean", "std"))
         return model.to(device).eval()
 
 
@@ -215,34 +206,26 @@ def load_imagenet_backbone(
     at the mean of the RGB filters (`trimap_init="mean"`). Returns tensors loaded.
     """
     from vidmatte.models.errors import WeightsError
+    from vidmatte.models.weights.checkpoints import read_mobilenet_v2_npz
+    from vidmatte.models.weights.state_dict import load_state_strict
 
-    try:
-        npz = np.load(npz_path)
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read backbone weights {npz_path} ({e})") from None
-    sd = model.state_dict()
+    tv_state = read_mobilenet_v2_npz(npz_path)
+    mapped: dict[str, torch.Tensor] = {}
     n = 0
-    with torch.no_grad():
-        for tv, (conv, bn) in _backbone_key_map().items():
-            if tv + ".weight" not in npz.files:
-                raise WeightsError(f"{npz_path} lacks {tv}.weight (not the MobileNetV2 npz)")
-            w = torch.from_numpy(npz[tv + ".weight"]).float()
-            b = torch.from_numpy(npz[tv + ".bias_folded"]).float()
-            if conv == "stem.0":
-                extra = torch.zeros_like(w[:, :1]) if trimap_init == "zero" else w.mean(1, True)
-                w = torch.cat((w, extra), 1)
-            if sd[conv + ".weight"].shape != w.shape:
-                raise WeightsError(
-                    f"{npz_path}: {tv} has shape {tuple(w.shape)}, expected "
-                    f"{tuple(sd[conv + '.weight'].shape)}"
-                )
-            sd[conv + ".weight"].copy_(w)
-            eps = 1e-5
-            sd[bn + ".weight"].fill_(1.0)
-            sd[bn + ".bias"].copy_(b)
-            sd[bn + ".running_mean"].zero_()
-            sd[bn + ".running_var"].fill_(1.0 - eps)
-            n += 1
+    for tv, (conv, bn) in _backbone_key_map().items():
+        if tv + ".weight" not in tv_state:
+            raise WeightsError(f"{npz_path} lacks {tv}.weight (not the MobileNetV2 npz)")
+        w = tv_state[tv + ".weight"]
+        if conv == "stem.0":
+            extra = torch.zeros_like(w[:, :1]) if trimap_init == "zero" else w.mean(1, True)
+            w = torch.cat((w, extra), 1)
+        head, last = tv.rsplit(".", 1)
+        tv_bn = f"{head}.{int(last) + 1}"
+        mapped[conv + ".weight"] = w
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            mapped[f"{bn}.{part}"] = tv_state[f"{tv_bn}.{part}"]
+        n += 1
+    load_state_strict(model, {**model.state_dict(), **mapped}, npz_path)
     return n
 
 

@@ -4,8 +4,8 @@
 The official file is a dict with 'state_dict' saved from nn.DataParallel (keys prefixed
 `module.`), model built with output_stride 32, ASPP, std_conv 5x5 decoder, depthwise M2O
 nonlinear index blocks with context. Our modules have the same shapes under clearer
-names; `OFFICIAL_RULES` maps one onto the other. Loaded only with
-`torch.load(weights_only=True)`: never unpickled otherwise.
+names; `OFFICIAL_RULES` maps one onto the other. Read by the one checkpoint reader
+(models/weights/checkpoints.py: `torch.load(weights_only=True)`), never unpickled otherwise.
 """
 
 from __future__ import annotations
@@ -56,38 +56,18 @@ def convert_official_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 def load_official_state(model, checkpoint: dict) -> None:
     """Load an official checkpoint dict into `model` strictly (BN counters may be absent)."""
+    from vidmatte.models.weights.state_dict import load_state_strict
+
     state = convert_official_state_dict(checkpoint)
-    own = model.state_dict()
-    for k, v in own.items():
-        if k.endswith("num_batches_tracked") and k not in state:
-            state[k] = v
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise WeightsError(
-            f"IndexNet checkpoint does not fit: {len(missing)} missing (e.g. "
-            f"{missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})"
-        )
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise WeightsError(
-                f"IndexNet checkpoint: {k} has shape {tuple(v.shape)}, "
-                f"expected {tuple(own[k].shape)}"
-            )
-    model.load_state_dict(state, strict=True)
+    counters = [k for k in model.state_dict() if k.endswith("num_batches_tracked")]
+    load_state_strict(model, state, "IndexNet checkpoint", optional=counters)
 
 
 def load_official_checkpoint(path: str | Path):
     """Build an IndexNetMatting from the official `indexnet_matting.pth.tar` (eval mode)."""
     from vidmatte.models.indexnet.model import IndexNetMatting
+    from vidmatte.models.weights.checkpoints import load_third_party_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"IndexNet checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, unsafe globals
-        raise WeightsError(f"{path} cannot be loaded safely ({type(e).__name__})") from None
     model = IndexNetMatting()
-    load_official_state(model, ckpt)
+    load_official_state(model, load_third_party_checkpoint(path))
     return model.eval()

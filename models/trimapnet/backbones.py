@@ -23,7 +23,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from vidmatte.models.errors import WeightsError
@@ -64,42 +63,15 @@ class MobileNetV2Backbone(nn.Module):
         return outs
 
     def load_imagenet_npz(self, path: Path) -> int:
-        """Load the dequantized torchvision ImageNet weights (.npz, BN folded into a bias).
+        """Load the dequantized torchvision ImageNet weights (.npz, BN folded into a bias;
+        models/weights/checkpoints.read_mobilenet_v2_npz). Returns the number of arrays used."""
+        from vidmatte.models.weights.checkpoints import read_mobilenet_v2_npz
+        from vidmatte.models.weights.state_dict import load_state_strict
 
-        Each BN after a conv becomes identity-plus-bias: weight 1, bias = folded bias,
-        running mean 0, running var 1 - eps (the recipe in shared/weights/MANIFEST.md 1.2).
-        Returns the number of arrays used.
-        """
-        import numpy as np
-
-        try:
-            npz = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise WeightsError(f"cannot read backbone weights {path} ({e})") from None
-        sd = self.state_dict()
-        used = 0
-        with npz:
-            for k in npz.files:
-                if not (k.startswith("features.") and k.endswith(".weight")):
-                    continue
-                if int(k.split(".")[1]) >= len(self.features):
-                    continue
-                conv = k[: -len(".weight")]
-                head, last = conv.rsplit(".", 1)
-                bn = f"{head}.{int(last) + 1}"
-                w = torch.from_numpy(npz[k].astype("float32"))
-                b = torch.from_numpy(npz[conv + ".bias_folded"].astype("float32"))
-                if k not in sd or sd[k].shape != w.shape:
-                    raise WeightsError(f"{path}: {k} does not fit MobileNetV2 ({tuple(w.shape)})")
-                eps = 1e-5
-                sd[k] = w
-                sd[bn + ".weight"] = torch.ones_like(b)
-                sd[bn + ".bias"] = b
-                sd[bn + ".running_mean"] = torch.zeros_like(b)
-                sd[bn + ".running_var"] = torch.ones_like(b) - eps
-                used += 2
-        self.load_state_dict(sd)
-        return used
+        n = len(self.features)
+        state = {k: v for k, v in read_mobilenet_v2_npz(path).items() if int(k.split(".")[1]) < n}
+        load_state_strict(self, {**self.state_dict(), **state}, path)
+        return 2 * sum(1 for k in state if k.endswith(".weight") and state[k].dim() == 4)
 
 
 class ResNetBackbone(nn.Module):
@@ -201,7 +173,7 @@ def default_backbone_weights(name: str) -> Path | None:
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
     """Initialise from an .npz (MobileNetV2 recipe) or a torchvision .pth state dict.
 
-    A .pth is read with torch.load(weights_only=True) only; keys may carry torchvision's
+    A .pth is read by the one checkpoint reader (models/weights/checkpoints.py); keys may carry torchvision's
     full-model names (`features.*`, `layer1.*`, `conv1.*`); the classifier is ignored.
     """
     path = Path(path)
@@ -218,9 +190,10 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
             raise WeightsError(f"{path}: .npz initialisation exists only for mobilenet_v2")
         backbone.load_imagenet_npz(path)
         return
-    from vidmatte.models.trimapnet.official import safe_torch_load
+    from vidmatte.models.weights.checkpoints import load_third_party_checkpoint
+    from vidmatte.models.weights.state_dict import load_state_strict
 
-    state = safe_torch_load(path)
+    state = load_third_party_checkpoint(path)
     if isinstance(backbone, ResNetBackbone):
         state = {f"body.{k}": v for k, v in state.items() if not k.startswith("fc.")}
     else:
@@ -229,13 +202,8 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
         state = {k: v for k, v in state.items() if int(k.split(".")[1]) < n}
     own = backbone.state_dict()
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked") or k in own}
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise WeightsError(
-            f"{path} does not fit the backbone ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected keys, e.g. {(missing + unexpected)[0]})"
-        )
+    counters = [k for k in own if k.endswith("num_batches_tracked")]
+    load_state_strict(backbone, state, path, optional=counters)
 
 
 def init_backbone(backbone: nn.Module, name: str, pretrained: bool | Path | str) -> bool:

@@ -374,6 +374,7 @@ class TrimapNet(nn.Module):
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> TrimapNet:
         from vidmatte.models.weights.folder import load_model_folder
+        from vidmatte.models.weights.state_dict import load_state_strict
 
         cfg, state = load_model_folder(folder)
         if cfg.get("architecture") != ARCHITECTURE:
@@ -385,7 +386,7 @@ class TrimapNet(nn.Module):
         except (TypeError, ValueError) as e:
             raise WeightsError(f"{folder}/config.json: bad 'arch' entry ({e})") from None
         model = empty_model(config)
-        load_state_strict(model, state, str(folder))
+        load_state_strict(model, state, folder)
         return model.to(device).eval()
 
 
@@ -399,21 +400,6 @@ def empty_model(config: TrimapNetConfig) -> TrimapNet:
     model.pixel_mean = torch.tensor(config.pixel_mean).view(1, 3, 1, 1)
     model.pixel_std = torch.tensor(config.pixel_std).view(1, 3, 1, 1)
     return model
-
-
-def load_state_strict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
-    """load_state_dict(strict) whose failure is one WeightsError line."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        first = (missing + unexpected + wrong)[0]
-        raise WeightsError(
-            f"{source} does not fit this network: {len(missing)} missing, {len(unexpected)} "
-            f"unexpected, {len(wrong)} mis-shaped tensors (first: {first})"
-        )
-    model.load_state_dict(state, strict=True)
 
 
 def build_trimapnet(

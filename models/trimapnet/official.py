@@ -1,10 +1,9 @@
 """Import official AdelaiDet/detectron2 SOLOv2 checkpoints (e.g. SOLOv2_R50_3x) into TrimapNet.
 
-The checkpoint is read with torch.load(weights_only=True) only: detectron2 files are
-pickled dicts with a "model" entry of tensors or numpy arrays. Numpy arrays need numpy's
-array-reconstruction globals; they are allowed only inside that one call, and only
-numeric arrays are accepted afterwards. Anything else weights_only refuses is a
-WeightsError. Keys map by name (see `map_adelaidet_keys`); the network is built in binary
+The checkpoint is read by the one checkpoint reader (models/weights/checkpoints.py,
+torch.load(weights_only=True) with a narrow numpy allowlist): detectron2 files are pickled
+dicts with a "model" entry of tensors or numpy arrays; numeric arrays become tensors,
+anything weights_only refuses is a WeightsError. Floating tensors are read as float32. Keys map by name (see `map_adelaidet_keys`); the network is built in binary
 mode with the official head sizes, detectron2's BGR input and pixel mean/std, and a
 stride-in-1x1 ResNet (MSRA weights). `trimap_from_binary` then starts trimap mode.
 """
@@ -23,56 +22,16 @@ from vidmatte.models.trimapnet.model import (
     TrimapNet,
     TrimapNetConfig,
     empty_model,
-    load_state_strict,
 )
+from vidmatte.models.weights.checkpoints import load_third_party_checkpoint
+from vidmatte.models.weights.state_dict import load_state_strict
 
 #: detectron2 / AdelaiDet SOLOv2 defaults (configs/SOLOv2/Base-SOLOv2.yaml + adet defaults).
 D2_PIXEL_MEAN_BGR = (103.530, 116.280, 123.675)
 D2_PIXEL_STD_BGR = (1.0, 1.0, 1.0)
 
-_NUMERIC = ("float16", "float32", "float64", "int64", "int32", "int8", "uint8", "bool")
 _BN = {"weight", "bias", "running_mean", "running_var"}
 _SKIP = re.compile(r"(num_batches_tracked$|^pixel_(mean|std)$)")
-
-
-def safe_torch_load(path: str | Path) -> dict[str, Tensor]:
-    """A flat {name: float tensor} dict from a .pth via torch.load(weights_only=True).
-
-    Accepts {"model": state} (detectron2) or a bare state dict; numpy arrays become tensors.
-    """
-    import numpy as np
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint not found: {path}")
-    core = getattr(np, "_core", None) or np.core
-    reconstruct = core.multiarray._reconstruct
-    # Both spellings: pickles from numpy 1.x name numpy.core, from 2.x numpy._core.
-    allowed: list = [np.ndarray, np.dtype, reconstruct]
-    allowed += [(reconstruct, "numpy.core.multiarray._reconstruct")]
-    allowed += [type(np.dtype(t)) for t in _NUMERIC]
-    try:
-        with torch.serialization.safe_globals(allowed):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any refusal or corruption is one user error
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        why = [ln for ln in lines if "Unsupported global" in ln or "Unsupported operand" in ln]
-        msg = (why or lines or [type(e).__name__])[0].split(" Please use")[0]
-        raise WeightsError(f"{path} cannot be loaded safely (weights_only): {msg}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict):
-        raise WeightsError(f"{path} holds no state dict (found {type(obj).__name__})")
-    out = {}
-    for k, v in obj.items():
-        if isinstance(v, np.ndarray):
-            if v.dtype.kind not in "fiub":
-                raise WeightsError(f"{path}: {k} is a {v.dtype} array, not numbers")
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        if not isinstance(v, Tensor):
-            continue  # detectron2 also stores e.g. "__author__" strings; not weights
-        out[str(k)] = v.float() if v.is_floating_point() else v
-    return out
 
 
 def _map_norm(rest: str, conv_to_bn: str) -> str | None:
@@ -192,7 +151,9 @@ def model_from_adelaidet_state(state: dict[str, Tensor], source: str = "state") 
 
 def load_adelaidet_solov2(path: Path) -> TrimapNet:
     """An official AdelaiDet SOLOv2 .pth as a binary-mode TrimapNet (80 COCO classes)."""
-    return model_from_adelaidet_state(safe_torch_load(path), str(path))
+    state = load_third_party_checkpoint(path)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return model_from_adelaidet_state(state, str(path))
 
 
 @torch.no_grad()

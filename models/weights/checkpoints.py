@@ -1,8 +1,13 @@
-"""Import third-party checkpoints (official SOLOv2, IndexNet, RAFT, ...) without running code.
+"""Read third-party checkpoints (official SOLOv2, IndexNet, RAFT, ...) without running code.
+
+The one path for every checkpoint that is not one of our model folders: `torch.load` is
+called here and nowhere else (tests/test_packaging.py checks that), and the ImageNet
+MobileNetV2 `.npz` is read here once for both networks that start from it.
 
 A `.pth` file is a pickle: loading one with plain `torch.load` can run any code its author
 put in it. Everything that is not our own safetensors goes through
-`load_third_party_checkpoint`, which only ever calls `torch.load(..., weights_only=True)`
+`load_third_party_checkpoint` (or `load_checkpoint_object` for our trainer's resumable
+checkpoints), which only ever calls `torch.load(..., weights_only=True)`
 (torch's restricted unpickler: tensors, containers and primitive values, nothing callable
 beyond torch's own rebuild functions). The file is sniffed first so that every failure —
 not a checkpoint at all, truncated, a TorchScript archive (code), the pre-1.6 tar format,
@@ -11,8 +16,9 @@ rather than a pickle traceback.
 
 Decisions:
 - numpy scalars and arrays are allowlisted (a narrow, fixed set: dtype, scalar,
-  ndarray reconstruction), because many research checkpoints store e.g. `best_loss` as
-  a numpy float or weights as arrays; numeric arrays become tensors. Nothing else is.
+  ndarray reconstruction, under numpy 1's and 2's module names), because many research
+  checkpoints store e.g. `best_loss` as a numpy float or weights as arrays (detectron2's
+  {"model": arrays}); numeric arrays become tensors. Nothing else is.
 - Checkpoints often wrap the weights (`{"state_dict": ...}`, `{"model": ...}`, mmdet's
   `{"meta", "state_dict"}`); the first mapping of tensors among the usual keys is returned,
   keys unchanged (`module.` prefixes are for the importer: see `strip_prefix`).
@@ -76,6 +82,11 @@ def _numpy_safe_globals() -> list[Any]:
     except ImportError:  # numpy < 2
         from numpy.core import multiarray  # type: ignore[no-redef]
     allowed: list[Any] = [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype]
+    # pickles written under numpy 1.x name numpy.core, under 2.x numpy._core: accept both
+    allowed += [
+        (multiarray.scalar, "numpy.core.multiarray.scalar"),
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    ]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
         allowed += [
@@ -194,8 +205,8 @@ def load_checkpoint_object(path: str | Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as e:
         raise WeightsError(
-            f"{path} was refused: {_refusal(str(e))}; only tensors and plain values are "
-            "accepted from checkpoints (a pickle can run code)"
+            f"{path} was refused (cannot be loaded safely): {_refusal(str(e))}; only tensors "
+            "and plain values are accepted from checkpoints (a pickle can run code)"
         ) from None
     except EOFError:
         raise WeightsError(f"{path} is truncated (the data ends early)") from None
@@ -221,3 +232,41 @@ def load_third_party_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not state:
         raise WeightsError(f"{path} holds no tensors (found {type(obj).__name__})")
     return state
+
+
+def read_mobilenet_v2_npz(path: str | Path) -> dict[str, torch.Tensor]:
+    """torchvision-named MobileNetV2 ImageNet state from the dequantised `.npz` in ../shared.
+
+    The file (shared/weights/MANIFEST.md 1.2) holds each conv's `features.I.J.weight` and
+    the following BN folded into `features.I.J.bias_folded`. The BN comes back as
+    identity-plus-bias under its torchvision name `features.I.(J+1).*`: weight 1, bias =
+    the folded bias, running mean 0, running var 1 - eps, so BN(conv(x)) = conv(x) + bias.
+    Read with allow_pickle=False: no code runs. Tensors are float32 on the CPU.
+    """
+    import numpy as np
+
+    path = Path(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"cannot read backbone weights {path} ({e})") from None
+    eps = 1e-5
+    out: dict[str, torch.Tensor] = {}
+    with npz:
+        for k in npz.files:
+            if not (k.startswith("features.") and k.endswith(".weight")):
+                continue
+            conv = k[: -len(".weight")]
+            if conv + ".bias_folded" not in npz.files:
+                raise WeightsError(f"{path} lacks {conv}.bias_folded (not the MobileNetV2 npz)")
+            head, last = conv.rsplit(".", 1)
+            bn = f"{head}.{int(last) + 1}"
+            b = torch.from_numpy(npz[conv + ".bias_folded"].astype("float32"))
+            out[k] = torch.from_numpy(npz[k].astype("float32"))
+            out[bn + ".weight"] = torch.ones_like(b)
+            out[bn + ".bias"] = b
+            out[bn + ".running_mean"] = torch.zeros_like(b)
+            out[bn + ".running_var"] = torch.ones_like(b) - eps
+    if not out:
+        raise WeightsError(f"{path} holds no MobileNetV2 weights (no features.*.weight)")
+    return out

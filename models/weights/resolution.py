@@ -207,23 +207,6 @@ def verify_folder(folder: str | Path, *, expected_architecture: str | None = Non
     return cfg
 
 
-def check_state_dict(
-    expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], source: Any
-) -> None:
-    """Raise WeightsError naming the first missing / unexpected / wrongly shaped key."""
-    for k, v in expected.items():
-        if k not in got:
-            raise WeightsError(f"{source}: missing tensor {k!r} ({len(got)} tensors in file)")
-        if tuple(got[k].shape) != tuple(v.shape):
-            raise WeightsError(
-                f"{source}: tensor {k!r} has shape {tuple(got[k].shape)}, the model expects "
-                f"{tuple(v.shape)} (weights for a different configuration?)"
-            )
-    for k in got:
-        if k not in expected:
-            raise WeightsError(f"{source}: unexpected tensor {k!r} (not part of this model)")
-
-
 # ---------------------------------------------------------------- architecture registry
 
 
@@ -267,14 +250,14 @@ def load_module(
     to the module's dtypes (an fp16 folder loads into an fp32 module and vice versa).
     """
     from vidmatte.models.weights.folder import load_model_folder
+    from vidmatte.models.weights.state_dict import load_state_strict
 
     folder = Path(folder)
     cfg = read_config(folder)
     check_architecture(cfg, expected_architecture, folder)
     cfg, state = load_model_folder(folder)
     module = builder(cfg)
-    check_state_dict(module.state_dict(), state, folder)
-    module.load_state_dict(state, strict=True)
+    load_state_strict(module, state, folder)
     return module.to(device).eval()
 
 
