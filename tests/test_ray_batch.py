@@ -136,3 +136,62 @@ def test_killed_worker_is_retried_and_resumes_to_identical_files(tmp_path, clips
     assert res["attempts"] == 2 and res["resumed"] is True, res
     assert files_under(out / "long") == files_under(plain)
     same_manifests(out / "long", plain)
+
+
+def test_probe_names_what_a_node_cannot_see(tmp_path):
+    from vidmatte.matting.ray_batch import _probe
+
+    marker = tmp_path / ".vidmatte-ray-x"
+    marker.write_text("tok")
+    assert _probe(str(marker), "tok", [str(marker)]) == []
+    got = _probe(str(tmp_path / "elsewhere"), "tok", [str(tmp_path / "gone.mp4")])
+    assert got[0].startswith("out:") and got[1].endswith(str(tmp_path / "gone.mp4"))
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A one-node cluster started with `ray start --head --block` on loopback; stopped by
+    signalling that process (which stops what it started)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_bin = Path(sys.executable).parent / "ray"
+    log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed below
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+         "--object-store-memory=100000000", "--include-dashboard=false",
+         "--disable-usage-stats"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while "--block" not in (tmp_path / "head.log").read_text():
+            assert head.poll() is None and time.monotonic() < deadline, "ray start failed"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        log.close()
+
+
+@needs_ray
+def test_joins_a_cluster_at_an_address(tmp_path, clips, shared_weights, ray_head):
+    teacher = ["--teacher-dir", str(shared_weights)]
+    clip = clips / "a.mp4"
+    plain = tmp_path / "plain"
+    assert main([str(clip), "--out", str(plain), "-q", *teacher]) == 0
+    env = {**os.environ, "RAY_ADDRESS": ray_head}  # the address as the environment gives it
+    p = subprocess.Popen(CLI + [str(clip), str(clips / "b.mp4"), "--out", str(tmp_path / "r"),
+                                "--ray", "--json", *teacher],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    code, events, err = finish(p)
+    assert code == 0, err
+    assert files_under(tmp_path / "r" / "a") == files_under(plain)
+    assert set(final(events)) == {"a.mp4", "b.mp4"}

@@ -314,12 +314,18 @@ class _AVReader(VideoReader):
             # Matroska/WebM and friends: no count in the header, so count packets (demux only).
             table = self._build_pts_table()
             n, exact = len(table), True
-            promised = round(c.duration / 1e6 * fps) if c.duration and fps else 0
-            if table and promised > n + 1:  # a cut copy: the header still gives the length
-                self._warn(
-                    f"{path}: truncated: its header gives {c.duration / 1e6:.2f} s "
-                    f"(~{promised} frames) but the file holds {n}; those {n} are usable"
-                )
+            # A cut copy: the header still gives the full length, the packets stop early
+            # (compared by time, not count, so variable frame rates do not trip it).
+            length = _stream_length_s(vs, c)
+            step = 1 / fps if fps else 0.04
+            if table and length:
+                first_t = float(table[0] * self._tb)
+                last_t = float(table[-1] * self._tb) + step
+                if length - (last_t - min(first_t, 0.0)) > 2 * step:
+                    self._warn(
+                        f"{path}: truncated: its header gives {length:.2f} s but the frames "
+                        f"stop at {last_t:.2f} s; the {n} frames before are usable"
+                    )
         if not fps:
             fps = n / dur if dur else DEFAULT_IMAGE_FPS
         if not dur:
@@ -592,6 +598,22 @@ class _AVReader(VideoReader):
         if c is not None:
             c.close()
             self._c = None
+
+
+def _stream_length_s(vs, container) -> float | None:
+    """The video stream's length as its header states it: Matroska's per-track DURATION
+    tag, else the container's duration where the video is its only stream (with audio the
+    container's duration is the longest stream's)."""
+    tag = (vs.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1e6
+    return None
 
 
 def _rotation_cw(frame, stream) -> int:
