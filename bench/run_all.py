@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from datetime import UTC, datetime
@@ -110,21 +109,10 @@ def markdown(report: dict) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from vidmatte.matting.io.atomic import atomic_write_text, make_dirs
 
-
-def _json_safe(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    return v
+    make_dirs(path.parent)
+    atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     stamp = report["started"].replace(":", "").replace("-", "")[:15]
     jpath, mpath = args.out / f"bench-{stamp}.json", args.out / f"bench-{stamp}.md"
-    _write(jpath, json.dumps(_json_safe(report), indent=2, default=str) + "\n")
+    from vidmatte.matting.io.manifest import json_safe
+
+    _write(jpath, json.dumps(json_safe(report), indent=2, default=str) + "\n")
     _write(mpath, markdown(report))
     print(f"wrote {jpath} and {mpath}")
     failed = [n for n, r in report["benchmarks"].items() if r["status"] != "ok"]

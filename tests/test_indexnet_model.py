@@ -13,6 +13,7 @@ from vidmatte.models.indexnet.model import IndexNetMatting, build_indexnet
 from vidmatte.models.indexnet.official import load_official_checkpoint
 from vidmatte.models.matters.base import build_matter
 from vidmatte.models.matters.indexnet import IndexNetMatter
+from vidmatte.training.release.model_folder import write_model_folder
 
 SPRING = "matting/c1k_spring-289527_1920_15"
 WEDDING = "matting/c1k_wedding-dresses-1486260_1280_3"
@@ -167,7 +168,7 @@ def test_overfits_real_triplet(overfit):
 
 def test_model_folder_round_trip_and_matter(overfit, tmp_path):
     model, _, (im, _, t) = overfit
-    folder = model.save_folder(tmp_path / "indexnet")
+    folder = write_model_folder(model, tmp_path / "indexnet")
     again = IndexNetMatting.from_folder(folder)
     x = torch.rand(1, 3, 40, 70)
     tr = torch.full((1, 1, 40, 70), 0.5)

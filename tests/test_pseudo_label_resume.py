@@ -14,6 +14,7 @@ import pytest
 from vidmatte.matting.io.video import open_video
 from vidmatte.training.cli import main as train_main
 from vidmatte.training.data.datasets import read_manifest
+from vidmatte.training.release.model_folder import write_model_folder
 
 EVERY, WINDOW, N = 5, 1, 28
 
@@ -176,7 +177,7 @@ def test_calibrate_writes_the_person_threshold_the_pipeline_uses(straight, tmp_p
     torch.manual_seed(0)
     cfg = TrimapNetConfig(fpn_channels=32, ins_channels=32, num_instance_convs=1,
                           mask_channels=16, num_masks=16, num_grids=(12, 10, 8, 6, 4))  # fmt: skip
-    folder = build_trimapnet(cfg, pretrained_backbone=False).save_folder(tmp_path / "m")
+    folder = write_model_folder(build_trimapnet(cfg, pretrained_backbone=False), tmp_path / "m")
     digest = sha256_file(folder / "model.safetensors")
     argv = ["calibrate", str(folder), str(straight), "--frames", "3"]
     assert train_main([*argv, "--dry-run"]) == 0

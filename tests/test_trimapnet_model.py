@@ -8,6 +8,7 @@ import torch
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.instances import Instances
 from vidmatte.models.trimapnet import PostprocessConfig, TrimapNet, TrimapNetConfig, build_trimapnet
+from vidmatte.training.release.model_folder import write_model_folder
 
 # A small head so the tests stay fast; the architecture is the same as the default one.
 SMALL = dict(
@@ -153,7 +154,7 @@ def test_save_load_round_trip_is_exact(tmp_path, backbone):
     with torch.no_grad():  # make every tensor differ from a fresh build
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    folder = model.save_folder(tmp_path / "m")
+    folder = write_model_folder(model, tmp_path / "m")
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     loaded = TrimapNet.from_folder(folder)
     assert loaded.config == model.config
@@ -167,7 +168,7 @@ def test_save_load_round_trip_is_exact(tmp_path, backbone):
 
 def test_fp16_folder_and_refusals(tmp_path):
     model = _model(mode="binary")
-    folder = model.save_folder(tmp_path / "half", fp16=True)
+    folder = write_model_folder(model, tmp_path / "half", fp16=True)
     loaded = TrimapNet.from_folder(folder)
     assert loaded.config.mode == "binary"
     assert next(loaded.parameters()).dtype == torch.float32

@@ -16,6 +16,7 @@ from vidmatte.models.trimapnet.onnx_init import (
     scope_to_module,
 )
 from vidmatte.models.trimapnet.yolox import YOLOXNanoBackbone
+from vidmatte.training.release.model_folder import write_model_folder
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -166,7 +167,7 @@ def test_yolox_student_builds_from_coco_trains_and_round_trips(onnx_path, tmp_pa
     x = torch.rand(1, 3, 100, 150)
     with torch.no_grad():
         before = model(x)[0]
-    folder = model.save_folder(tmp_path / "m")
+    folder = write_model_folder(model, tmp_path / "m")
     loaded = TrimapNet.from_folder(folder)
     assert loaded.config.backbone == "yolox_nano" and loaded.config.colour_order == "BGR"
     with torch.no_grad():

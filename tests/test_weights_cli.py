@@ -14,7 +14,8 @@ from torch import nn
 
 from vidmatte.matting.weights_cli import main
 from vidmatte.models.weights import resolution as W
-from vidmatte.models.weights.folder import CONFIG_NAME, TENSORS_NAME, save_model_folder
+from vidmatte.models.weights.folder import CONFIG_NAME, TENSORS_NAME
+from vidmatte.training.release.model_folder import save_model_folder
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 

@@ -14,7 +14,8 @@ from torch import nn
 
 from vidmatte.models.errors import WeightsError
 from vidmatte.models.weights import resolution as W
-from vidmatte.models.weights.folder import TENSORS_NAME, read_config, save_model_folder
+from vidmatte.models.weights.folder import TENSORS_NAME, read_config
+from vidmatte.training.release.model_folder import save_model_folder
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -36,7 +36,8 @@ from vidmatte.training.data.augment import (
     sample_params,
 )
 from vidmatte.training.data.datasets import MattingCompositeDataset, find_images
-from vidmatte.training.trainer import export_model_folder, from_dict
+from vidmatte.training.release.model_folder import write_model_folder
+from vidmatte.training.trainer import from_dict
 
 
 @dataclass
@@ -167,4 +168,4 @@ class IndexNetTask:
         return {"MAD": float(np.mean(mad)), "MSE": float(np.mean(mse))}
 
     def export(self, model: nn.Module, folder: Path) -> None:
-        export_model_folder(model, folder)
+        write_model_folder(model, folder)

@@ -24,12 +24,11 @@ the training set, the loss module, evaluation and export.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidmatte.matting.io.atomic import atomic_path, atomic_write_text, make_dirs
 from vidmatte.models.errors import Cancelled, InputError, OutputError, UsageError
 from vidmatte.models.weights.checkpoints import load_checkpoint_object
 from vidmatte.training.data.datasets import ResumableSampler
@@ -165,26 +165,10 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
+    """torch.save under a temporary name, renamed into place (matting/io/atomic.py)."""
+    make_dirs(path.parent)
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {e.strerror}") from e
-
-
-def export_model_folder(model: torch.nn.Module, folder: Path) -> None:
-    """Write the model's folder (config.json + safetensors) next to `folder`, then swap it
-    in, so a crash mid-export never leaves a half-written model under the final name."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_folder(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -233,12 +217,11 @@ class CsvLog:
         keys: list[str] = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys or ["step"])
-            w.writeheader()
-            w.writerows(self.rows)
-        os.replace(tmp, self.path)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=keys or ["step"])
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue(), fsync=False)
 
 
 def _tensorboard(folder: Path):

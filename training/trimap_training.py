@@ -11,7 +11,7 @@ instance centres so that detection noise does not mask the trimap head's stabili
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,18 @@ from vidmatte.training.data.datasets import (
     collate,
 )
 from vidmatte.training.losses import LossConfig, temporal_loss
-from vidmatte.training.trainer import export_model_folder, from_dict
+from vidmatte.training.release.model_folder import write_model_folder
+from vidmatte.training.trainer import from_dict
 
 
 @dataclass
 class DataConfig:
     dataset: str = ""  # pseudo-labelled dataset folder (manifest.json); "" = matting only
     videos: list[str] = field(default_factory=list)  # subset of the manifest's videos
+    # more dataset folders (same layout), e.g. human ground truth (training/data/human_gt.py),
+    # each sampled `extra_repeat` times per epoch of `dataset`
+    extra_datasets: list[str] = field(default_factory=list)
+    extra_repeat: int = 1
     out_size: tuple[int, int] = (320, 320)
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip_p: float = 0.5
@@ -306,7 +311,21 @@ class TrimapTask:
                 flow_cache_dir=d.flow_cache_dir or None,
                 max_instances=d.max_instances,
             )
-            video = VideoTripletDataset(d.dataset, aug, tc, seed=self.seed, videos=d.videos or None)
+            video = primary = VideoTripletDataset(
+                d.dataset, aug, tc, seed=self.seed, videos=d.videos or None
+            )
+            if d.extra_datasets:
+                from vidmatte.training.data.datasets import ConcatVideoDataset
+
+                extra = [
+                    VideoTripletDataset(
+                        x, aug, replace(tc, flow_cache_dir=None), seed=self.seed + 1 + k
+                    )
+                    for k, x in enumerate(d.extra_datasets)
+                ]
+                video = ConcatVideoDataset(
+                    [video, *extra], [1] + [d.extra_repeat] * len(extra)
+                )
         matting = None
         if d.matting and (d.matting_ratio > 0 or video is None):
             bgs = []
@@ -315,7 +334,7 @@ class TrimapTask:
 
                 bgs = find_images(d.backgrounds)
             elif video is not None:  # other videos' frames make varied, realistic backgrounds
-                bgs = [video.root / f.file for v in video.videos for f in v.frames[::10]]
+                bgs = [primary.root / f.file for v in primary.videos for f in v.frames[::10]]
             matting = MattingCompositeDataset(d.matting, aug, bgs, seed=self.seed)
         return MixedDataset(video, matting, d.matting_ratio)
 
@@ -336,4 +355,4 @@ class TrimapTask:
         return evaluate_clip(model, self._clip, device)
 
     def export(self, model: nn.Module, folder: Path) -> None:
-        export_model_folder(model, folder)
+        write_model_folder(model, folder)

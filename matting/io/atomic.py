@@ -94,6 +94,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     commit(tmp, path)
 
 
+@contextmanager
+def atomic_dir(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `path` to fill; on success it takes `path`'s name.
+
+    A folder (a model folder: config.json + tensors) appears whole or not at all. An
+    existing `path` is an OutputError unless `replace=True`; then it is swapped out by two
+    renames and removed, so a crash leaves the old folder or the new one under the name.
+    On any error the temporary folder is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    if path.exists() and not replace:
+        raise OutputError(f"{path} exists (pass --overwrite to replace it)")
+    make_dirs(path.parent)
+    tmp = temp_path(path)
+    try:
+        tmp.mkdir()
+        yield tmp
+        if path.exists():
+            old = temp_path(path)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as e:
+        raise output_error(e, path) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _existing_ancestor(path: Path) -> Path:
     p = path.absolute()
     while not p.exists() and p != p.parent:

@@ -138,7 +138,7 @@ class IndexNetMatting(nn.Module):
         return self.head(y)
 
     # --- weights -------------------------------------------------------------------
-    def config(self) -> dict:
+    def folder_config(self) -> dict:
         return {
             "architecture": ARCHITECTURE,
             "arch": {"freeze_encoder_bn": self.freeze_encoder_bn},
@@ -152,16 +152,10 @@ class IndexNetMatting(nn.Module):
             },
         }
 
-    def save_folder(self, folder: str | Path, *, fp16: bool = False) -> Path:
-        """Write a model folder (config.json + model.safetensors, architecture "indexnet")."""
-        from vidmatte.models.weights.folder import save_model_folder
-
-        state = {k: v for k, v in self.state_dict().items() if k not in ("mean", "std")}
-        return save_model_folder(folder, self.config(), state, fp16=fp16)
-
     @classmethod
     def from_folder(cls, folder: str | Path, device: str = "cpu") -> IndexNetMatting:
-        """Load a model folder written by `save_folder`; WeightsError on any mismatch."""
+        """Load a model folder (training/release/model_folder.py wrote it); WeightsError on any
+        mismatch."""
         from vidmatte.models.errors import WeightsError
         from vidmatte.models.weights.folder import load_model_folder
         from vidmatte.models.weights.state_dict import load_state_strict
@@ -174,8 +168,7 @@ class IndexNetMatting(nn.Module):
         model = cls(
             **{k: v for k, v in (cfg.get("arch") or {}).items() if k == "freeze_encoder_bn"}
         )
-        # mean/std are constants of the architecture, not saved in the folder
-        load_state_strict(model, state, folder, optional=("mean", "std"))
+        load_state_strict(model, state, folder)
         return model.to(device).eval()
 
 

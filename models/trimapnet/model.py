@@ -366,11 +366,6 @@ class TrimapNet(nn.Module):
             "mode": cfg.mode,
         }
 
-    def save_folder(self, folder: str | Path, *, fp16: bool = False) -> Path:
-        from vidmatte.models.weights.folder import save_model_folder
-
-        return save_model_folder(folder, self.folder_config(), self.state_dict(), fp16=fp16)
-
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> TrimapNet:
         from vidmatte.models.weights.folder import load_model_folder

@@ -6,18 +6,19 @@ keyword arguments under `arch`, `classes`, `input` (size, normalisation, colour 
 `version` of vidmatte that wrote it, and `sha256` of the tensors file. Loading checks the
 format version and the checksum before safetensors parses anything, and explains every
 mismatch in one line (WeightsError). No pickle is involved anywhere.
+
+This module reads folders; writing one is file output and belongs to training
+(training/release/model_folder.py: `save_model_folder`, `write_model_folder`), so that
+models/ stays nn.Modules and weight loading (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidmatte.models import __version__
 from vidmatte.models.errors import WeightsError
 
 if TYPE_CHECKING:  # torch and safetensors load lazily: CLIs import this for --help
@@ -34,52 +35,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def save_model_folder(
-    folder: str | Path,
-    config: dict[str, Any],
-    state_dict: dict[str, torch.Tensor],
-    *,
-    fp16: bool = False,
-) -> Path:
-    """Write `folder/config.json` + `folder/model.safetensors` atomically (temp + rename).
-
-    `config` must name `architecture`; format_version, version and sha256 are filled in.
-    fp16 halves floating-point tensors (integer buffers are kept as they are).
-    """
-    from safetensors.torch import save_file
-
-    if "architecture" not in config:
-        raise ValueError("config needs an 'architecture' entry")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for k, v in state_dict.items():
-        v = v.detach().cpu()
-        if fp16 and v.is_floating_point():
-            v = v.half()
-        tensors[k] = v.contiguous()
-    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".safetensors.tmp", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        digest = sha256_file(Path(tmp))
-        os.replace(tmp, folder / TENSORS_NAME)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    full = {
-        **config,
-        "format_version": FORMAT_VERSION,
-        "version": __version__,
-        "dtype": "float16" if fp16 else "float32",
-        "sha256": digest,
-    }
-    tmp_cfg = folder / (".config.json.tmp")
-    tmp_cfg.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_cfg, folder / CONFIG_NAME)
-    return folder
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:

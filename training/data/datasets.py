@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidmatte.matting.io.atomic import atomic_write_text
 from vidmatte.models.errors import InputError
 from vidmatte.models.trimap import IGNORE, trimap_from_alpha, trimap_to_classes
 from vidmatte.training.data.augment import (
@@ -219,6 +220,7 @@ class VideoTripletDataset(torch.utils.data.Dataset):
         self.videos = read_manifest(self.root)
         if videos is not None:
             self.videos = [v for v in self.videos if v.name in set(videos)]
+        refuse_held_out(self.root, self.videos)
         self.items: list[tuple[int, int]] = [
             (vi, fi)
             for vi, v in enumerate(self.videos)
@@ -446,6 +448,46 @@ class MattingCompositeDataset(torch.utils.data.Dataset):
         return sample
 
 
+def refuse_held_out(root: Path, videos: Sequence[VideoEntry]) -> None:
+    """Validation clips (training/configs/validation.toml) never train: refuse a dataset
+    that holds one, by name or by the source path its manifest records."""
+    from vidmatte.training.data.validation import VALIDATION_FILE, is_held_out
+
+    data = json.loads((root / "manifest.json").read_text())
+    sources = {str(v.get("name")): v.get("source") for v in data.get("videos", [])}
+    for v in videos:
+        src = sources.get(v.name)
+        if is_held_out(v.name) or (src and is_held_out(src)):
+            raise InputError(
+                f"{root}: video {v.name!r} is a validation item ({VALIDATION_FILE.name}); "
+                "remove it from the dataset before training"
+            )
+
+
+class ConcatVideoDataset(torch.utils.data.Dataset):
+    """Several video datasets as one (pseudo labels + human ground truth), each repeated
+    `repeats[i]` times per epoch; keys stay (epoch, index), so resumes stay exact."""
+
+    def __init__(self, parts: Sequence[VideoTripletDataset], repeats: Sequence[int]) -> None:
+        if not parts or len(parts) != len(repeats):
+            raise InputError("ConcatVideoDataset needs one repeat count per dataset")
+        self.parts = list(parts)
+        self.index: list[tuple[int, int]] = [
+            (k, i) for k, (d, r) in enumerate(zip(parts, repeats, strict=True))
+            for _ in range(max(1, int(r))) for i in range(len(d))
+        ]  # fmt: skip
+        self.root = self.parts[0].root
+        self.videos = [v for d in self.parts for v in d.videos]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, idx = _key(key)
+        k, i = self.index[idx % len(self.index)]
+        return self.parts[k][(epoch, i)]
+
+
 class MixedDataset(torch.utils.data.Dataset):
     """Video triplets and matting composites at a fixed ratio of matting samples.
 
@@ -646,7 +688,5 @@ def import_mask_sequence(
             "frames": entries,
         }
     )
-    tmp = mpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(mpath)
+    atomic_write_text(mpath, json.dumps(manifest, indent=1))
     return out_root

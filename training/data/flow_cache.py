@@ -11,15 +11,11 @@ rescaled by `augment.apply_flow` to whatever the frames are resized to.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-from vidmatte.models.errors import OutputError
 
 
 def _dis_flow(img0: np.ndarray, img1: np.ndarray) -> np.ndarray:
@@ -68,15 +64,11 @@ class FlowCache:
         return flow.astype(np.float32)
 
     def _save(self, p: Path, arr: np.ndarray) -> None:
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=p.parent)
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared with other users
-            os.replace(tmp, p)
-        except OSError as e:
-            raise OutputError(f"cannot write the flow cache {p.parent}: {e.strerror}") from e
+        from vidmatte.matting.io.atomic import atomic_path, make_dirs
+
+        make_dirs(p.parent)
+        with atomic_path(p) as tmp, open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
 
     def precompute(
         self,

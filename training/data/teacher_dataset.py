@@ -8,6 +8,12 @@
                                      "complete"); manifest.json is assembled from the parts,
                                      which is what makes a run resumable video by video and
                                      frame by frame.
+    DATASET/cache/<video>/NNNNNN.npz whole-video teacher only, while a video is unfinished:
+                                     stage 1's per-frame people + flows (removed when done)
+
+Trimap PNGs are 0/128/255, plus models/trimap.IGNORE_LEVEL (64) where the whole-video
+teacher is unsure (`trimap_to_classes` reads it as IGNORE). Each labelled instance records
+whether the teacher detected it there (`detected`) or filled it from neighbouring frames.
 
 Every file is written under a temporary name and renamed, so an interrupted run leaves
 either the old file or the new one, never half of one.
@@ -16,7 +22,6 @@ either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +50,10 @@ def part_file(root: Path, video: str) -> Path:
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    from vidmatte.matting.io.atomic import atomic_write_bytes, make_dirs
+
+    make_dirs(path.parent)
+    atomic_write_bytes(path, data)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -77,6 +77,24 @@ def write_image(path: Path, image: np.ndarray, rgb: bool = False) -> None:
     if not ok:
         raise OutputError(f"cannot encode {path}")
     _atomic_bytes(path, buf.tobytes())
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Compressed .npz, atomically (numpy arrays only: read back with allow_pickle=False)."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_bytes(path, buf.getvalue())
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a .npz written by `write_npz`; None if missing or unreadable (recompute)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError):
+        return None
 
 
 def read_mask(path: Path) -> np.ndarray | None:

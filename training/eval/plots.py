@@ -3,8 +3,6 @@ legend. Enough for "TC per frame pair" and "latency per frame" in evaluation rep
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -116,17 +114,12 @@ def write_png(img: np.ndarray, path: str | Path) -> Path:
     """Encode and write a PNG atomically (temp name in the same folder, then rename)."""
     import cv2
 
+    from vidmatte.matting.io.atomic import atomic_write_bytes, make_dirs
+
     path = Path(path)
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise OSError(f"cannot encode {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    make_dirs(path.parent)
+    atomic_write_bytes(path, buf.tobytes())
     return path

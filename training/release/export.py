@@ -2,7 +2,7 @@
 
 A checkpoint is the trainer's `torch.save` of a plain dict
 `{"model": state_dict, "config": {...}, "step": int, ...}`; it is read with
-`weights_only=True` (through models.checkpoints) like any other file, so even our own
+`weights_only=True` (through models/weights/checkpoints.py) like any other file, so even our own
 checkpoints cannot run code.
 
 What goes into config.json: first a generic config from the checkpoint's (training) config —
@@ -11,19 +11,17 @@ training-only keys such as `init` dropped) or else the top-level model keys, so 
 paths and hyper-parameters never leak into a published file. Then, when the architecture
 is registered and importable, the folder is loaded through its own `from_folder`: that
 proves every key and shape fits the real network, and the network's canonical config
-(`folder_config()` / `config()`: input normalisation, classes, ...) replaces the generic
+(`folder_config()`: input normalisation, classes, ...) replaces the generic
 one. The step and the checkpoint's name are recorded under `training`.
 
-The folder appears atomically (written beside the target, then renamed) and an existing
-one is replaced only with --overwrite. The result is verified by loading it back.
+The folder appears atomically (matting/io/atomic.py `atomic_dir`: written beside the
+target, then renamed) and an existing one is replaced only with --overwrite. The result is
+verified by loading it back.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,9 +93,10 @@ def export_checkpoint(
     """Write the model folder `out` from `checkpoint`. Raises VidmatteErrors (one line)."""
     import torch
 
+    from vidmatte.matting.io.atomic import atomic_dir
     from vidmatte.models.weights.checkpoints import load_checkpoint_object, strip_prefix
-    from vidmatte.models.weights.folder import save_model_folder
     from vidmatte.models.weights.resolution import verify_folder
+    from vidmatte.training.release.model_folder import save_model_folder
 
     checkpoint, out = Path(checkpoint), Path(out)
     if checkpoint.is_dir():  # a run folder: its latest checkpoint
@@ -129,27 +128,13 @@ def export_checkpoint(
         "weights_key": key,
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out, replace=overwrite) as tmp:
         save_model_folder(tmp, cfg, state, fp16=fp16)
         checked_by, canonical = _through_architecture(tmp, cfg["architecture"])
         if canonical is not None:
             cfg = {**canonical, "training": cfg["training"]}
             save_model_folder(tmp, cfg, state, fp16=fp16)
         cfg = verify_folder(tmp, expected_architecture=cfg["architecture"])
-        if out.exists():  # only reachable with overwrite
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(out, cfg, checked_by)
 
 
@@ -166,12 +151,11 @@ def _through_architecture(folder: Path, architecture: str) -> tuple[str | None, 
     except WeightsError:
         return None, None
     model = from_folder(folder)
-    for attr in ("folder_config", "config"):
-        fn = getattr(model, attr, None)
-        if callable(fn):
-            canonical = fn()
-            if isinstance(canonical, dict) and canonical.get("architecture") == architecture:
-                return ARCHITECTURES[architecture], dict(canonical)
+    fn = getattr(model, "folder_config", None)
+    if callable(fn):
+        canonical = fn()
+        if isinstance(canonical, dict) and canonical.get("architecture") == architecture:
+            return ARCHITECTURES[architecture], dict(canonical)
     return ARCHITECTURES[architecture], None
 
 

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from vidmatte.matting.io.atomic import atomic_write_text
 from vidmatte.models.errors import OutputError, UsageError
 
 CARD_NAME = "README.md"
@@ -61,7 +62,7 @@ def stage(folder: Path, card: str, into: Path) -> list[Path]:
         except OSError:
             shutil.copy2(folder / name, dst)
         files.append(dst)
-    (into / CARD_NAME).write_text(card)
+    atomic_write_text(into / CARD_NAME, card)
     files.append(into / CARD_NAME)
     return files
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UsageError(f"cannot read --recipe {args.recipe}: {e.strerror}") from None
     if args.card_out:
-        Path(args.card_out).write_text(card)
+        atomic_write_text(Path(args.card_out), card)
     message = args.message or f"vidmatte {cfg.get('version', '?')}: {cfg['architecture']} weights"
 
     with tempfile.TemporaryDirectory(prefix="vidmatte-publish-") as tmp:
