@@ -30,18 +30,12 @@ from PySide6.QtWidgets import (
 )
 
 from vidmatte.app.session import ExportSummary, Session, export_job
-from vidmatte.app.settings import FORMATS, AppSettings
+from vidmatte.app.settings import AppSettings
 from vidmatte.app.workers import GeneratorWorker, error_message
+from vidmatte.matting.io.formats import ALPHA_FORMATS, FORMAT_LABELS
 from vidmatte.matting.progress import Progress, format_eta
 from vidmatte.models.errors import VidmatteError
 
-FORMAT_LABELS = {
-    "png": "PNG sequence (8-bit)",
-    "png16": "PNG sequence (16-bit)",
-    "prores": "ProRes 4444 (.mov)",
-    "webm": "WebM VP9 with alpha",
-    "ffv1": "FFV1 lossless (.mkv)",
-}
 COMPOSITES = ("none", "colour", "image")
 
 
@@ -65,9 +59,9 @@ class ExportDialog(QDialog):
         folder_row.addWidget(browse)
         form.addRow("Folder", folder_row)
         self.format = QComboBox(self)
-        for f in FORMATS:
-            self.format.addItem(FORMAT_LABELS[f], f)
-        self.format.setCurrentIndex(FORMATS.index(settings.export_format))
+        for f, label in FORMAT_LABELS.items():
+            self.format.addItem(label, f)
+        self.format.setCurrentIndex(ALPHA_FORMATS.index(settings.export_format))
         form.addRow("Format", self.format)
         self.people = QListWidget(self)
         self.people.setMaximumHeight(120)

@@ -36,6 +36,7 @@ from vidmatte.app.session import ProcessedFrame, ProcessSummary, Session, colour
 from vidmatte.app.settings import DEVICES, AppSettings, SettingsDialog
 from vidmatte.app.timeline import Timeline
 from vidmatte.app.workers import GeneratorWorker, error_message
+from vidmatte.matting.io.composite import NAMED_COLOURS
 from vidmatte.matting.progress import Progress, format_eta
 from vidmatte.models.errors import VidmatteError, WeightsError
 
@@ -61,7 +62,7 @@ class MainWindow(QMainWindow):
         self.last_summary: ProcessSummary | None = None
         self.view_mode = "trimap"
         self.background = "checkerboard"
-        self.bg_colour = (0, 177, 64)
+        self.bg_colour = NAMED_COLOURS["green"]  # what `--composite green` uses
         self.bg_image = None
         self.selected: int | None = None
         self._follow = False

@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from vidmatte.matting.io.composite import NAMED_COLOURS
 from vidmatte.models.trimap import trimap_to_classes
 
 MODES = ("original", "trimap", "alpha", "composite")
@@ -92,7 +93,7 @@ def render(
     layers: list[Layer],
     selected: int | None = None,
     background: str = "checkerboard",
-    colour: tuple[int, int, int] = (0, 177, 64),
+    colour: tuple[int, int, int] = NAMED_COLOURS["green"],
     image: np.ndarray | None = None,
 ) -> np.ndarray:
     """The preview frame (uint8 H×W×3) for a view mode."""

@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vidmatte.matting.io.formats import ALPHA_FORMATS
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MATTERS = ("auto", "indexnet", "classical")
-FORMATS = ("png", "png16", "prores", "webm", "ffv1")  # as vidmatte-cli --format
 MAX_RECENT = 8
 
 
@@ -105,7 +106,7 @@ class AppSettings:
             setattr(s, f.name, value)
         if s.device not in DEVICES and not s.device.startswith("cuda:"):
             s.device = "auto"
-        if s.export_format not in FORMATS:
+        if s.export_format not in ALPHA_FORMATS:
             s.export_format = "png"
         return s
 

@@ -27,12 +27,12 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
+from vidmatte.matting.io.formats import ALPHA_FORMATS
 from vidmatte.models import __version__
 from vidmatte.models.errors import Cancelled, UsageError, VidmatteError, guarded_main
 
 PROG = "vidmatte-cli"
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".mpg", ".3gp"}
-FORMATS = ("png", "png16", "prores", "webm", "ffv1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--matting-weights", help="IndexNet model folder")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--no-fp16", action="store_true", help="full precision on GPU")
-    g.add_argument("--batch-size", type=int, default=4)
+    g.add_argument(
+        "--batch-size", type=int, default=None, help="frames per network call (4 on CUDA, else 1)"
+    )
     s = p.add_argument_group("people")
     s.add_argument("--persons", help="export only these person IDs, e.g. 1,3")
     s.add_argument("--max-persons", type=int, default=8, help="at most this many per frame")
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("range and output")
     r.add_argument("--start", help="first frame (150) or time (2.5s, 1:02.5)")
     r.add_argument("--end", help="end frame (exclusive) or time")
-    r.add_argument("--format", default="png", choices=FORMATS, help="alpha format")
+    r.add_argument("--format", default="png", choices=ALPHA_FORMATS, help="alpha format")
     r.add_argument("--composite", help="also write composite.mp4 over a colour, image or video")
     r.add_argument("--save-trimaps", action="store_true", help="person_XX/trimap/NNNNNN.png")
     r.add_argument("--overwrite", action="store_true", help="replace an existing export")
@@ -264,7 +266,7 @@ def _run(args: argparse.Namespace, say: _Say) -> int:
     # Every option is checked here, before any model loads or any output exists.
     if args.json and args.quiet:
         raise UsageError("--json and --quiet exclude each other")
-    if args.batch_size < 1 or args.max_persons < 1:
+    if (args.batch_size is not None and args.batch_size < 1) or args.max_persons < 1:
         raise UsageError("--batch-size and --max-persons must be at least 1")
     _min_score(args.min_score)
     if args.ray is None and (args.ray_cpus != 2.0 or args.ray_retries != 3):

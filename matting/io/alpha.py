@@ -2,7 +2,8 @@
 editor opens with the alpha intact (docs/architecture.md, output layout). Composites:
 matting/io/composite.py.
 
-Alpha formats (`ALPHA_FORMATS`), one output per person:
+Alpha formats (`ALPHA_FORMATS`, the one table in matting/io/formats.py), one output per
+person:
     png     out/person_01/alpha/000000.png   8-bit grey, lossless, one file per frame
     png16   out/person_01/alpha/000000.png   16-bit grey (a8 * 257 when given uint8)
     prores  out/person_01.mov    ProRes 4444, yuva444p10le, 10-bit alpha; encoded with
@@ -55,13 +56,12 @@ from vidmatte.matting.io.atomic import (
     output_error,
     temp_path,
 )
+from vidmatte.matting.io.formats import ALPHA_FORMATS, CONTAINER_EXT
 from vidmatte.models.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from vidmatte.matting.io.video import VideoInfo
 
-ALPHA_FORMATS = ("png", "png16", "prores", "webm", "ffv1")
-CONTAINER_EXT = {"prores": ".mov", "webm": ".webm", "ffv1": ".mkv"}
 # VP9 alpha error bounds in 8-bit levels (mean absolute error, 99.9th percentile). Measured
 # on soft mattes at crf 18, realtime/cpu-used 8 (4x faster than "good" at 720p for a
 # similar alpha error): 64x48 test mattes mean 0.4, p99.9 5; a 720p matte mean 0.18, p99.9 1.9.

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from vidmatte.matting.io.video import Frame, VideoInfo
 
 
-_NAMED_COLOURS = {
+#: The one table of colour names (`--composite NAME`, the GUI's preview and export): green
+#: and blue are the chroma-key shades a keyer expects, not pure RGB primaries.
+NAMED_COLOURS = {
     "black": (0, 0, 0),
     "white": (255, 255, 255),
     "green": (0, 177, 64),  # chroma-key green
@@ -65,9 +67,9 @@ def parse_colour(spec: str | tuple[int, int, int]) -> tuple[int, int, int] | Non
         raise ValueError(f"colour must be three values 0..255, got {spec!r}")
     if not isinstance(spec, str):
         return None
-    s = spec.strip().lower()
-    if s in _NAMED_COLOURS:
-        return _NAMED_COLOURS[s]
+    s = spec.strip().lower().replace(" ", "")
+    if s in NAMED_COLOURS:
+        return NAMED_COLOURS[s]
     if re.fullmatch(r"#?[0-9a-f]{6}", s):
         s = s.lstrip("#")
         return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))

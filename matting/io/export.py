@@ -33,11 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from vidmatte.matting.io.formats import ALPHA_FORMATS, CONTAINER_FORMATS
 from vidmatte.matting.pipeline import FrameResult
 from vidmatte.models import __version__
 from vidmatte.models.errors import InputError, OutputError, UsageError
-
-CONTAINER_FORMATS = ("prores", "webm", "ffv1")
 
 
 def person_name(track_id: int) -> str:
@@ -87,8 +86,6 @@ class ExportConfig:
 def validate_export(config: ExportConfig) -> None:
     """UsageError (exit 2) for any bad export option, before anything is written: the
     format, and the composite background (a colour, or an image/video that decodes)."""
-    from vidmatte.matting.io.alpha import ALPHA_FORMATS
-
     if config.fmt not in ALPHA_FORMATS:
         raise UsageError(f"--format {config.fmt!r}: choose one of {', '.join(ALPHA_FORMATS)}")
     if config.composite is None:
@@ -437,34 +434,16 @@ class Exporter:
         return write_manifest(self.out_dir, manifest)
 
 
-_COLOURS = {
-    "green": (0, 255, 0),
-    "blue": (0, 0, 255),
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-    "red": (255, 0, 0),
-    "grey": (128, 128, 128),
-    "gray": (128, 128, 128),
-}
-
-
 def parse_background(spec: str | None) -> tuple[int, int, int] | Path:
-    """'green', '#00ff00', '0,255,0' -> RGB; anything else must be an image or video file."""
+    """A colour (composite.parse_colour: a name of NAMED_COLOURS, '#00b140', '0,177,64') ->
+    RGB; anything else must be an image or video file. None: chroma-key green."""
+    from vidmatte.matting.io.composite import NAMED_COLOURS, parse_colour
+
     if spec is None:
-        return (0, 255, 0)
-    s = spec.strip().lower()
-    if s in _COLOURS:
-        return _COLOURS[s]
-    if s.startswith("#") and len(s) == 7:
-        try:
-            return tuple(int(s[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        except ValueError:
-            pass
-    parts = s.split(",")
-    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
-        rgb = tuple(int(p) for p in parts)
-        if all(0 <= v <= 255 for v in rgb):
-            return rgb  # type: ignore[return-value]
+        return NAMED_COLOURS["green"]
+    colour = parse_colour(spec)
+    if colour is not None:
+        return colour
     path = Path(spec).expanduser()
     if path.is_file():
         return path
