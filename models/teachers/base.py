@@ -31,6 +31,7 @@ ENV_TEACHER_DIR = "VIDMATTE_TEACHER_DIR"
 YOLOX_FILE = "coco_person_detection/yolox_nano_coco_416.onnx"
 POSE_FILE = "person_segmentation/pose_landmark_lite.tflite"
 D2GO_FILE = "coco_person_detection/d2go_faster_rcnn_fbnetv3a_dsmask_C4_int8_torchscript.pt"
+POSE_DETECTOR_FILE = "person_segmentation/pose_detection.tflite"
 DETECTORS = ("yolox", "d2go", "yolox+d2go", "solov2")
 
 _MISSING = (
@@ -127,4 +128,46 @@ def _load_offline(
         dets,
         PoseSegmenter(pose, threads=threads),
         OfflineTeacherConfig(score_threshold=score_threshold),
+    )
+
+
+def load_ensemble(
+    teacher_dir: str | Path | None = None,
+    *,
+    d2go: bool = True,
+    threads: int | None = None,
+    config=None,
+):
+    """The per-frame ensemble teacher (models/teachers/ensemble.py) from `teacher_dir`.
+
+    Needs YOLOX-Nano and pose_landmark_lite; D2Go and the pose detector are used when their
+    files are there (`d2go=False` skips D2Go: its TorchScript load takes seconds).
+    """
+    from vidmatte.models.teachers.ensemble import EnsembleConfig, EnsembleTeacher
+    from vidmatte.models.teachers.pose_detector import PoseDetector
+    from vidmatte.models.teachers.pose_segmenter import PoseSegmenter
+    from vidmatte.models.teachers.yolox import YoloxDetector
+
+    root = find_teacher_dir(teacher_dir)
+    if root is None or not root.is_dir():
+        raise WeightsError(_MISSING)
+    pose, yolox = teacher_file(root, POSE_FILE), teacher_file(root, YOLOX_FILE)
+    if pose is None or yolox is None:
+        raise WeightsError(_MISSING)
+    threads = threads or min(4, os.cpu_count() or 1)
+    det = None
+    d2go_file = teacher_file(root, D2GO_FILE) if d2go else None
+    if d2go_file is not None:
+        from vidmatte.models.teachers.d2go import D2GoDetector
+
+        det = D2GoDetector(d2go_file, score_threshold=0.3)
+    pd_file = teacher_file(root, POSE_DETECTOR_FILE)
+    pdet = PoseDetector(pd_file, threads=threads) if pd_file is not None else None
+    cfg = config or EnsembleConfig()
+    return EnsembleTeacher(
+        YoloxDetector(yolox, score_threshold=cfg.view_threshold, threads=threads),
+        PoseSegmenter(pose, threads=threads),
+        d2go=det,
+        pose_detector=pdet,
+        config=cfg,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.teachers.pose_segmenter import _quiet_stderr
+from vidmatte.models.teachers.pose_segmenter import quiet_stderr
 
 
 class D2GoDetector:
@@ -43,7 +43,7 @@ class D2GoDetector:
 
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         x = torch.from_numpy(bgr).permute(2, 0, 1).float() / 255
-        with torch.inference_mode(), warnings.catch_warnings(), _quiet_stderr():
+        with torch.inference_mode(), warnings.catch_warnings(), quiet_stderr():
             warnings.simplefilter("ignore")  # deprecation notes of quantized ops, per call
             _, outs = self.model([x])
         out = outs[0]

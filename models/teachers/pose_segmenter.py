@@ -76,7 +76,7 @@ class PoseMask:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence C-level writes to fd 2 for a moment (native libraries' banner lines)."""
     try:
         sys.stderr.flush()
@@ -121,7 +121,7 @@ class PoseSegmenter:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            with _quiet_stderr():  # TFLite prints an INFO line about XNNPACK on fd 2
+            with quiet_stderr():  # TFLite prints an INFO line about XNNPACK on fd 2
                 self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
                 self.interpreter.allocate_tensors()
         except Exception as e:
@@ -153,10 +153,27 @@ class PoseSegmenter:
         lm[:, :2] = pts
         return lm, logits, presence
 
-    def segment(self, rgb: np.ndarray, box: np.ndarray | list[float]) -> PoseMask:
+    def segment(
+        self,
+        rgb: np.ndarray,
+        box: np.ndarray | list[float],
+        candidates: list[Roi] | None = None,
+        flip_tta: bool = False,
+    ) -> PoseMask:
+        """One person's mask inside `box` (expanded by 8 %), two passes (recipe V3).
+
+        `candidates`: extra first-pass ROIs (e.g. rotated by a detector's view or by the pose
+        detector's alignment); the first pass whose pose presence is highest seeds the second
+        pass, so an upside-down or lying body gets a rotated ROI natively. `flip_tta`: the
+        final ROI is also run on the mirrored frame and the two probabilities averaged.
+        """
         h, w = rgb.shape[:2]
-        roi = roi_from_box(box)
-        lm, logits, presence = self._run(rgb, roi)
+        best = None
+        for roi in [roi_from_box(box), *(candidates or [])]:
+            lm, logits, presence = self._run(rgb, roi)
+            if best is None or presence > best[3] + 1e-3:
+                best = (roi, lm, logits, presence)
+        roi, lm, logits, presence = best
         if self.two_pass:
             second = roi_from_aux(lm[33, :2], lm[34, :2])
             if second.side >= 16:  # a degenerate second ROI keeps the first pass
@@ -169,17 +186,12 @@ class PoseSegmenter:
         if wx1 <= wx0 or wy1 <= wy0:
             prob = np.zeros((0, 0), np.float32)
         else:
-            m = roi.crop_to_image()
-            m[:, 2] -= (wx0, wy0)
-            back = cv2.warpAffine(
-                logits,
-                m,
-                (wx1 - wx0, wy1 - wy0),
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=-30.0,
-            )
-            prob = _sigmoid(back).astype(np.float32)
+            prob = self._window_prob(logits, roi, (wx0, wy0, wx1, wy1))
+            if flip_tta:
+                mirror = Roi(w - 1 - roi.cx, roi.cy, roi.side, -roi.rotation)
+                _, flogits, _ = self._run(np.ascontiguousarray(rgb[:, ::-1]), mirror)
+                fprob = self._window_prob(flogits, mirror, (w - wx1, wy0, w - wx0, wy1))
+                prob = 0.5 * (prob + fprob[:, ::-1])
         return PoseMask(
             window=(wx0, wy0, wx1, wy1),
             prob=prob,
@@ -187,3 +199,19 @@ class PoseSegmenter:
             visibility=_sigmoid(lm[:33, 3]).astype(np.float32),
             presence=presence,
         )
+
+    @staticmethod
+    def _window_prob(logits: np.ndarray, roi: Roi, window: tuple[int, int, int, int]) -> np.ndarray:
+        """The crop's mask logits warped back into `window` of the image, as probabilities."""
+        wx0, wy0, wx1, wy1 = window
+        m = roi.crop_to_image()
+        m[:, 2] -= (wx0, wy0)
+        back = cv2.warpAffine(
+            logits,
+            m,
+            (wx1 - wx0, wy1 - wy0),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=-30.0,
+        )
+        return _sigmoid(back).astype(np.float32)

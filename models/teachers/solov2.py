@@ -38,10 +38,8 @@ class Solov2Teacher:
             detect = getattr(self.net, "detect", None)
             res: Instances = (detect(x) if detect is not None else self.net(x))[0]
         keep = (res.labels == 0) & (res.scores >= self.score_threshold)
-        out = res.select(keep).to("cpu")
-        out.trimaps = None  # a teacher gives masks; trimaps come from matting.trimaps
-        out.masks = out.masks.float()
-        return out
+        # a teacher gives masks; trimaps come from the band rule (models/trimap.py)
+        return res.select(keep).to("cpu").without_trimaps()
 
 
 def find_checkpoint(path: Path) -> Path:

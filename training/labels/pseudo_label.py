@@ -1,11 +1,27 @@
 """`vidmatte-train pseudo-label`: label unlabelled videos with the teacher (paper V-B).
 
 Every k-th frame (`--every`, starting at k//2) is a labelled frame: the teacher finds the
-people in it, the associator gives them track IDs, and each person's mask becomes a pseudo
-trimap (models/trimap.py). Frames within `--window` of a labelled frame are kept too,
-unlabelled, for the temporal loss's random (frame_f, t, frame_b) triplets.
+people in it, gives them track IDs, and each person's mask becomes a pseudo trimap
+(models/trimap.py). Frames within `--window` of a labelled frame are kept too, unlabelled,
+for the temporal loss's random (frame_f, t, frame_b) triplets. Held-out validation items
+(training/configs/validation.toml) are skipped, with a message.
 
-Decisions worth knowing:
+Two teachers:
+
+- **whole-video** (default, `WholeVideoLabeller`, models/teachers/video.py): the ensemble
+  teacher on the labelled frames and its light setting on *every* other frame, DIS flow
+  between all neighbouring frames (stage 1, cached per frame in DATASET/cache/<video>/, so
+  an interrupted video resumes frame by frame); then one pass over the clip (stage 2):
+  association over all frames, flow-warped gap filling from both sides, voting along the
+  flow; pixels the members disagree on get the ignore level in the trimap
+  (models/trimap.IGNORE_LEVEL). Stage 2 rewrites the video's labels each time it runs and
+  the cache is deleted when the video is complete.
+- **per-frame** (`--per-frame`, `VideoLabeller`): today's teacher on the labelled frames
+  only (`--detector`, `--tta`); decisions below.
+
+`--workers N` labels N videos at once in separate processes (threads split between them).
+
+Decisions worth knowing (per-frame teacher):
 
 - Association runs on the labelled frames only, with the labelled-frame ordinal as the
   frame index (so `max_age`/`confirm_hits` count labelled frames, not source frames). A
@@ -36,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from vidmatte.models.errors import Cancelled, InputError, NoPersonError, OutputError, UsageError
+from vidmatte.models.trimap import IGNORE_LEVEL
 
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 SAVE_INTERVAL_S = 5.0
@@ -47,11 +64,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset folder")
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher-dir", help="teacher files folder (default: $VIDMATTE_TEACHER_DIR)")
+    t.add_argument("--per-frame", action="store_true",
+                   help="the per-frame teacher (labelled frames only) instead of the whole-video one")  # fmt: skip
     t.add_argument("--detector", default="yolox", choices=("yolox", "d2go", "yolox+d2go", "solov2"),
-                   help="person detector of the offline teacher, or the SOLOv2 checkpoint")  # fmt: skip
-    t.add_argument("--tta", action="store_true", help="test-time augmentation (flip × 2 scales)")
+                   help="--per-frame: person detector, or the SOLOv2 checkpoint")  # fmt: skip
+    t.add_argument("--tta", action="store_true", help="--per-frame: flip × 2 scales TTA")
+    t.add_argument("--no-d2go", action="store_true",
+                   help="whole-video: leave D2Go out of the ensemble (faster, less recall)")  # fmt: skip
     t.add_argument("--score-threshold", type=float, default=0.5, metavar="S")
-    t.add_argument("--threads", type=int, default=0, help="CPU threads for the teacher")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads per worker")
+    t.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="label N videos at once in separate processes")  # fmt: skip
     s = p.add_argument_group("sampling")
     s.add_argument("--every", type=int, default=10, metavar="K", help="label every K-th frame")
     s.add_argument("--window", type=int, default=2, metavar="W",
@@ -140,6 +163,9 @@ class _Context:
     progress: object
     done: int = 0
     stats: dict = field(default_factory=lambda: {"labelled": 0, "instances": 0})
+    #: whole-video teacher: the ensemble's light setting and the video pass's settings
+    light: object = None
+    video_config: object = None
 
 
 class VideoLabeller:
@@ -386,6 +412,199 @@ class VideoLabeller:
         self.ctx.stats["instances"] += len(instances)
 
 
+class WholeVideoLabeller:
+    """Labels one video with the whole-video teacher (module docstring); resumable.
+
+    Stage 1 writes one cache file per source frame (DATASET/cache/<video>/NNNNNN.npz: the
+    frame's people and its flows to the previous frame); a rerun skips frames whose file is
+    there. Stage 2 needs every frame's record, runs in memory (about 1.5 MB per frame at
+    480 px) and rewrites the video's labelled frames; then the cache is removed.
+    """
+
+    def __init__(self, src: Source, ctx: _Context, overwrite: bool) -> None:
+        from vidmatte.training.data import teacher_dataset as td
+
+        self.src, self.ctx, self.td = src, ctx, td
+        self.every = int(ctx.settings["every"])
+        self.window = int(ctx.settings["window"])
+        self.max_side = int(ctx.settings["max_side"])
+        self.part_path = td.part_file(ctx.root, src.name)
+        self.cache = ctx.root / "cache" / src.name
+        if overwrite:
+            self._clear()
+        self.part = td.read_json(self.part_path)
+        self.meta: dict = {}
+        self.seconds = float(self.part.get("seconds", 0.0)) if self.part else 0.0
+        self._last_save = time.perf_counter()
+
+    def _clear(self) -> None:
+        import shutil
+
+        for sub in ("frames", "masks", "trimaps", "cache"):
+            d = self.ctx.root / sub / self.src.name
+            if d.is_dir():
+                shutil.rmtree(d)
+        self.part_path.unlink(missing_ok=True)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.part and self.part.get("complete"))
+
+    _resize = VideoLabeller._resize
+
+    def save(self, entries: dict[int, dict], complete: bool = False, **extra) -> None:
+        entry = {
+            "name": self.src.name,
+            "source": str(self.src.path),
+            **self.meta,
+            "complete": complete,
+            "seconds": round(self.seconds, 2),
+            **extra,
+            "frames": [entries[i] for i in sorted(entries)],
+        }
+        self.td.write_json(self.part_path, entry)
+        self.part = entry
+        self._last_save = time.perf_counter()
+
+    def _cache_file(self, index: int) -> Path:
+        return self.cache / f"{index:06d}.npz"
+
+    def run(self) -> None:
+        from vidmatte.matting.io.video import open_video
+
+        ctx = self.ctx
+        with open_video(self.src.path) as reader:
+            info = reader.info
+            limit = (
+                info.frame_count if not ctx.max_frames else min(info.frame_count, ctx.max_frames)
+            )
+            if self.complete:
+                ctx.done += limit
+                ctx.progress(ctx.done, self.src.name)
+                return
+            frames: list[np.ndarray] = []
+            entries = {
+                int(f["index"]): f for f in (self.part or {}).get("frames", []) if not f["labelled"]
+            }
+            stopped = False
+            prev = None
+            try:
+                for frame in reader:
+                    if ctx.max_frames and frame.index >= ctx.max_frames:
+                        stopped = True
+                        break
+                    if frame.index != len(frames):
+                        raise InputError(f"{self.src.path}: frame {frame.index} out of order")
+                    rgb = self._resize(frame.rgb)
+                    if not self.meta:
+                        self.meta = {
+                            "fps": float(info.fps),
+                            "width": int(rgb.shape[1]),
+                            "height": int(rgb.shape[0]),
+                        }
+                    self._stage1(frame.index, rgb, prev, entries)
+                    frames.append(rgb)
+                    prev = rgb
+                    ctx.done += 1
+                    ctx.progress(ctx.done, self.src.name)
+                    if time.perf_counter() - self._last_save > SAVE_INTERVAL_S:
+                        self.save(entries)
+            except BaseException:
+                self.save(entries)  # stage-1 cache and frames are kept; rerun resumes
+                raise
+            self._stage2(frames, entries, complete=not stopped)
+
+    def _stage1(self, index: int, rgb: np.ndarray, prev, entries: dict[int, dict]) -> None:
+        from vidmatte.models.teachers.video import frame_record
+
+        td, root, name = self.td, self.ctx.root, self.src.name
+        role = frame_role(index, self.every, self.window)
+        if role is not None:
+            rel = td.frame_file(name, index)
+            if not (root / rel).is_file():
+                td.write_image(root / rel, rgb, rgb=True)
+            if role == "neighbour":
+                entries.setdefault(
+                    index, {"index": index, "file": rel, "labelled": False, "instances": []}
+                )
+        path = self._cache_file(index)
+        if path.is_file():
+            return
+        t0 = time.perf_counter()
+        strong = role == "labelled"
+        teacher = self.ctx.teacher if strong else self.ctx.light
+        people = teacher.people(rgb)
+        masks = teacher.full_masks(people, *rgb.shape[:2])
+        rec = frame_record(
+            masks, [p.score for p in people], [p.box for p in people], strong, rgb, prev,
+            self.ctx.video_config.flow_preset, self.ctx.video_config.flow_scale,
+        )  # fmt: skip
+        td.write_npz(path, rec.to_npz())
+        self.seconds += time.perf_counter() - t0
+
+    def _stage2(self, frames: list[np.ndarray], entries: dict[int, dict], complete: bool) -> None:
+        import shutil
+
+        from vidmatte.models.teachers.video import FrameRecord, VideoPass
+        from vidmatte.models.trimap import masks_to_trimaps, with_ignore
+
+        td, root, name = self.td, self.ctx.root, self.src.name
+        t0 = time.perf_counter()
+        records = []
+        for i in range(len(frames)):
+            z = td.read_npz(self._cache_file(i))
+            if z is None:
+                raise OutputError(f"{self._cache_file(i)} is missing: rerun to recompute it")
+            records.append(FrameRecord.from_npz(z))
+        labelled = [
+            i for i in range(len(frames)) if frame_role(i, self.every, self.window) == "labelled"
+        ]
+        out = VideoPass(self.ctx.video_config).run(records, frames, labelled)
+        for sub in ("masks", "trimaps"):  # stage 2 rewrites every label of the video
+            d = root / sub / name
+            if d.is_dir():
+                shutil.rmtree(d)
+        stats = {"filled": 0, "uncertain_px": 0}
+        for i in labelled:
+            labels = out[i]
+            instances = []
+            if labels:
+                masks = np.stack([lab.mask for lab in labels])
+                trimaps = masks_to_trimaps(masks)
+                for lab, tri in zip(labels, trimaps, strict=True):
+                    tri = with_ignore(tri, lab.uncertain)
+                    mrel = td.mask_file(name, i, lab.track_id)
+                    trel = td.trimap_file(name, i, lab.track_id)
+                    td.write_image(root / mrel, lab.mask.astype(np.uint8) * 255)
+                    td.write_image(root / trel, tri)
+                    n_unc = int(np.count_nonzero(tri == IGNORE_LEVEL))
+                    stats["filled"] += int(not lab.detected)
+                    stats["uncertain_px"] += n_unc
+                    instances.append(
+                        {
+                            "track_id": lab.track_id,
+                            "score": round(lab.score, 4),
+                            "box": [round(v, 1) for v in lab.box],
+                            "mask": mrel,
+                            "trimap": trel,
+                            "detected": lab.detected,
+                            "ignored_px": n_unc,
+                        }  # fmt: skip
+                    )
+            entries[i] = {
+                "index": i,
+                "file": td.frame_file(name, i),
+                "labelled": True,
+                "instances": instances,
+            }
+            self.ctx.stats["labelled"] += 1
+            self.ctx.stats["instances"] += len(instances)
+        self.seconds += time.perf_counter() - t0
+        self.save(entries, complete=complete, stage2=stats)
+        if complete:
+            shutil.rmtree(self.cache, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------
 # the command
 
@@ -432,6 +651,47 @@ def _prepare_out(root: Path, overwrite: bool) -> dict | None:
     return manifest
 
 
+def _whole_video_info(args) -> tuple[dict, object, object]:
+    """Teacher record of the whole-video teacher (no model is loaded for it)."""
+    from dataclasses import asdict
+
+    from vidmatte.models.teachers.base import D2GO_FILE, find_teacher_dir, teacher_file
+    from vidmatte.models.teachers.ensemble import EnsembleConfig
+    from vidmatte.models.teachers.video import VideoConfig
+
+    root = find_teacher_dir(args.teacher_dir)
+    d2go = not args.no_d2go and root is not None and teacher_file(root, D2GO_FILE) is not None
+    ecfg = EnsembleConfig(d2go=d2go, score_threshold=args.score_threshold)
+    vcfg = VideoConfig()
+    e = asdict(ecfg)
+    e.pop("overlaps")
+    info = {"name": "whole-video", "ensemble": e, "video": asdict(vcfg)}
+    info["ensemble"]["yolox_views"] = [list(v) for v in ecfg.yolox_views]
+    return info, ecfg, vcfg
+
+
+def _skip_held_out(sources: list[Source]) -> list[Source]:
+    from vidmatte.training.data.validation import VALIDATION_FILE, is_held_out
+
+    kept = []
+    for s in sources:
+        if is_held_out(s.path):
+            print(
+                f"skipping {s.path.name}: held out for validation ({VALIDATION_FILE.name})",
+                file=sys.stderr,
+            )
+        else:
+            kept.append(s)
+    return kept
+
+
+def _load_whole_video(args, ecfg, threads: int | None):
+    from vidmatte.models.teachers.base import load_ensemble
+
+    teacher = load_ensemble(args.teacher_dir, d2go=ecfg.d2go, threads=threads, config=ecfg)
+    return teacher, teacher.light()
+
+
 def run(args: argparse.Namespace) -> int:
     from vidmatte.matting.io.video import open_video
     from vidmatte.matting.progress import RateMeter, TerminalProgress
@@ -439,25 +699,34 @@ def run(args: argparse.Namespace) -> int:
     from vidmatte.training.data import teacher_dataset as td
 
     settings = _settings(args)
-    sources = collect_sources(args.inputs)
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    sources = _skip_held_out(collect_sources(args.inputs))
+    if not sources:
+        raise InputError("every input is a held-out validation item: nothing to label")
     root = Path(args.out).expanduser()
     old = _prepare_out(root, args.overwrite)
-    teacher = load_teacher(
-        args.teacher_dir,
-        detector=args.detector,
-        tta=args.tta,
-        score_threshold=args.score_threshold,
-        threads=args.threads or None,
-    )
-    tinfo = _teacher_info(teacher, args)
+    teacher = light = vcfg = ecfg = None
+    if args.per_frame:
+        teacher = load_teacher(
+            args.teacher_dir,
+            detector=args.detector,
+            tta=args.tta,
+            score_threshold=args.score_threshold,
+            threads=args.threads or None,
+        )
+        tinfo = _teacher_info(teacher, args)
+    else:
+        tinfo, ecfg, vcfg = _whole_video_info(args)
+        settings["teacher_mode"] = "whole-video"
+        settings["association"] = "all frames, flow-warped masks (models/teachers/video.py)"
+        settings["ignore_level"] = IGNORE_LEVEL
+        if args.workers == 1:
+            teacher, light = _load_whole_video(args, ecfg, args.threads or None)
     if (
         old is not None
         and not args.overwrite
-        and (old.get("settings"), old.get("teacher"))
-        != (
-            settings,
-            tinfo,
-        )
+        and (old.get("settings"), old.get("teacher")) != (settings, tinfo)
     ):
         raise UsageError(
             f"{root} was labelled with other settings or another teacher: "
@@ -467,48 +736,136 @@ def run(args: argparse.Namespace) -> int:
     td.assemble_manifest(root, tinfo, settings, names)
 
     total = 0
+    counts = {}
     for s in sources:
         with open_video(s.path) as r:
             n = r.info.frame_count
-        total += min(n, args.max_frames) if args.max_frames else n
+        counts[s.name] = min(n, args.max_frames) if args.max_frames else n
+        total += counts[s.name]
     meter = RateMeter(total)
     bar = TerminalProgress("quiet" if args.quiet else "auto", stream=sys.stderr)
 
     def progress(done: int, name: str) -> None:
         bar(meter.update(done, stage="pseudo-label", input=name))
 
-    ctx = _Context(root, teacher, settings, args.max_frames, progress)
     complete = True
+    t_start = time.perf_counter()
     try:
-        for s in sources:
-            lab = VideoLabeller(s, ctx, args.overwrite)
-            lab.run()
-            complete &= lab.complete
+        if args.workers > 1 and not args.per_frame:
+            complete = _run_workers(sources, args, settings, root, ecfg, vcfg, progress)
+        else:
+            ctx = _Context(root, teacher, settings, args.max_frames, progress)
+            ctx.light, ctx.video_config = light, vcfg
+            cls = VideoLabeller if args.per_frame else WholeVideoLabeller
+            for s in sources:
+                lab = cls(s, ctx, args.overwrite)
+                lab.run()
+                complete &= lab.complete
     except KeyboardInterrupt:
         raise Cancelled(f"interrupted: rerun the same command to resume into {root}") from None
     finally:
         bar.finish()
         manifest = td.assemble_manifest(root, tinfo, settings, names)
-    frames = [f for v in manifest["videos"] if v["name"] in names for f in v["frames"]]
+    videos = [v for v in manifest["videos"] if v["name"] in names]
+    frames = [f for v in videos for f in v["frames"]]
     n_lab = sum(f["labelled"] for f in frames)
     n_inst = sum(len(f["instances"]) for f in frames)
     tracks = {
-        (v["name"], i["track_id"])
-        for v in manifest["videos"]
-        for f in v["frames"]
-        for i in f["instances"]
+        (v["name"], i["track_id"]) for v in videos for f in v["frames"] for i in f["instances"]
     }
     if args.preview:
         out = write_preview(root, manifest)
         print(f"preview: {out}")
     state = "done" if complete else "stopped early (rerun to continue)"
+    teacher_s = sum(float(v.get("seconds", 0.0)) for v in videos)
+    per = (
+        f", {teacher_s / n_lab:.2f} s of teacher per labelled frame" if n_lab and teacher_s else ""
+    )
     print(
         f"{state}: {len(frames)} frames, {n_lab} labelled, {n_inst} person labels, "
-        f"{len(tracks)} tracks in {len(sources)} video(s) -> {root / 'manifest.json'}"
+        f"{len(tracks)} tracks in {len(sources)} video(s){per} "
+        f"({time.perf_counter() - t_start:.0f} s) -> {root / 'manifest.json'}"
     )
     if complete and n_lab and not n_inst:
         raise NoPersonError(f"the teacher found no person in {len(sources)} video(s)")
     return 0
+
+
+# ---------------------------------------------------------------------------------------
+# several videos at once
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(args, settings, root, ecfg, vcfg, threads, queue) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool; parts are saved
+    import torch
+
+    torch.set_num_threads(threads)
+    teacher, light = _load_whole_video(args, ecfg, threads)
+
+    def progress(done: int, name: str) -> None:
+        queue.put((name, done))
+
+    ctx = _Context(root, teacher, settings, args.max_frames, progress)
+    ctx.light, ctx.video_config = light, vcfg
+    _WORKER.update(ctx=ctx, overwrite=args.overwrite)
+
+
+def _worker_label(src: Source) -> bool:
+    ctx = _WORKER["ctx"]
+    ctx.done = 0
+    lab = WholeVideoLabeller(src, ctx, _WORKER["overwrite"])
+    lab.run()
+    return lab.complete
+
+
+def _run_workers(sources, args, settings, root, ecfg, vcfg, progress) -> bool:
+    """Videos in a process pool (spawned: no model state crosses a fork); longest first."""
+    import multiprocessing as mp
+    import os
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from vidmatte.matting.io.video import open_video
+
+    n = min(args.workers, len(sources))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // n)
+    mpc = mp.get_context("spawn")
+    q = mpc.Queue()
+    sizes = {}
+    for s in sources:
+        with open_video(s.path) as r:
+            sizes[s.name] = r.info.frame_count
+    order = sorted(sources, key=lambda s: -sizes[s.name])
+    done_per: dict[str, int] = {}
+    complete = True
+    with ProcessPoolExecutor(
+        n, mp_context=mpc, initializer=_worker_init,
+        initargs=(args, settings, root, ecfg, vcfg, threads, q),
+    ) as pool:  # fmt: skip
+        futures = {pool.submit(_worker_label, s): s for s in order}
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while True:
+                    try:
+                        name, d = q.get_nowait()
+                    except queue_mod.Empty:
+                        break
+                    done_per[name] = d
+                    progress(sum(done_per.values()), name)
+                for f in finished:
+                    complete &= bool(f.result())
+        except KeyboardInterrupt:
+            for f in pending:
+                f.cancel()
+            raise
+    return complete
 
 
 # ---------------------------------------------------------------------------------------
