@@ -10,8 +10,9 @@ Design decisions:
   people with the edited IDs and passing the edited names.
 - Qt-free: jobs are generator functions (see app/workers.py) that also run headless.
   Only the GUI thread mutates the TrackStore; jobs get snapshots (TrackStore.copy()).
-- Loaded models are cached per settings key for the process's lifetime (loading takes
-  seconds; re-processing after an edit of the range should not pay it again).
+- Loaded models are cached per PipelineConfig (frozen, hashable: the one list of model
+  settings) for the process's lifetime (loading takes seconds; re-processing after an edit
+  of the range should not pay it again).
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vidmatte.matting.config import PipelineConfig
 from vidmatte.matting.tracking.tracks import TrackInfo, TrackStore
 from vidmatte.models.errors import UsageError
+
+if TYPE_CHECKING:  # the pipeline imports torch: loaded with the models, off the GUI path
+    from vidmatte.matting.pipeline import Pipeline
 
 THUMB = 64  # thumbnail side in pixels
 
@@ -96,22 +101,22 @@ class ExportSummary:
     tracks: list[dict[str, Any]]
 
 
-_PIPELINES: dict[tuple, Any] = {}
+_PIPELINES: dict[PipelineConfig, Pipeline] = {}
 _PIPELINES_LOCK = threading.Lock()
 
 
-def load_pipeline(settings) -> Any:
-    """The Pipeline for these AppSettings, loaded once per process (raises WeightsError,
+def load_pipeline(config: PipelineConfig) -> Pipeline:
+    """The Pipeline for this config, loaded once per process and keyed by the (frozen)
+    config itself: change any model setting and the models load again (raises WeightsError,
     UsageError with the one-line message when models are missing or the device is absent)."""
     from vidmatte.matting.pipeline import Pipeline
 
-    key = settings.pipeline_key()
     with _PIPELINES_LOCK:
-        pipe = _PIPELINES.get(key)
+        pipe = _PIPELINES.get(config)
         if pipe is None:
-            pipe = Pipeline(settings.pipeline_config())
+            pipe = Pipeline(config)
             _PIPELINES.clear()  # keep one set of models in memory
-            _PIPELINES[key] = pipe
+            _PIPELINES[config] = pipe
         return pipe
 
 
@@ -275,7 +280,7 @@ class Session:
 
 def process_job(
     path: Path,
-    settings,
+    config: PipelineConfig,
     folder: Path,
     start: int = 0,
     end: int | None = None,
@@ -291,7 +296,7 @@ def process_job(
 
     t_load = time.perf_counter()
     yield Progress(0, None, 0.0, None, 0.0, stage="loading models")
-    pipe = load_pipeline(settings)
+    pipe = load_pipeline(config)
     t0 = time.perf_counter()
     load_s = t0 - t_load
     last: list[Progress] = []
@@ -386,7 +391,9 @@ def export_job(
                     with np.load(entry.path) as z:
                         alpha = z["alpha"] if "alpha" in z.files else None
                         trimap = z["trimap"]
-                    people[tid] = PersonFrame(scores[tid][frame.index], entry.box, trimap, alpha)
+                    people[tid] = PersonFrame.full(
+                        scores[tid][frame.index], entry.box, trimap, alpha
+                    )
                 exporter.write(FrameResult(frame=frame, people=people))
                 frames += 1
                 p = meter.update(frames, stage="exporting")

@@ -27,6 +27,7 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
+from vidmatte.matting.config import MATTERS, SOURCES
 from vidmatte.matting.io.formats import ALPHA_FORMATS
 from vidmatte.models import __version__
 from vidmatte.models.errors import Cancelled, UsageError, VidmatteError, guarded_main
@@ -50,9 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("models")
     g.add_argument("--weights", help="trimap network model folder (default: shipped/env/Hub cache)")
     g.add_argument("--teacher-dir", help="teacher files folder (default: $VIDMATTE_TEACHER_DIR)")
-    g.add_argument("--source", default="auto", choices=("auto", "network", "teacher"))
-    g.add_argument("--matter", default="auto", choices=("auto", "indexnet", "classical"))
+    g.add_argument("--source", default="auto", choices=SOURCES)
+    g.add_argument("--matter", default="auto", choices=MATTERS)
     g.add_argument("--matting-weights", help="IndexNet model folder")
+    g.add_argument(
+        "--trimaps",
+        metavar="DIR",
+        help="matte the trimaps or masks in DIR/person_XX/trimap/NNNNNN.png (no instance stage)",
+    )
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--no-fp16", action="store_true", help="full precision on GPU")
     g.add_argument(
@@ -240,6 +246,7 @@ def pipeline_config(args: argparse.Namespace, persons: frozenset[int] | None):
         min_score=args.min_score,
         persons=persons,
         smooth=args.smooth,
+        trimaps=args.trimaps,
     )
 
 
@@ -285,6 +292,8 @@ def _run(args: argparse.Namespace, say: _Say) -> int:
     )
     validate_export(export)
     inputs, batch = expand_inputs(args.inputs)
+    if args.trimaps is not None and len(inputs) != 1:
+        raise UsageError("--trimaps goes with exactly one input (its trimaps are per video)")
     names = output_names(inputs)
     jobs = [(p, args.out / n if batch else args.out) for p, n in zip(inputs, names, strict=True)]
     if shard:

@@ -1,24 +1,44 @@
-"""The streaming matting pipeline: reader -> instances -> association -> matting.
+"""The streaming matting pipeline: decode -> instances -> association -> matting -> (encode).
 
-One frame at a time (DESIGN.md): memory is bounded by a few frames whatever the video's
-length. Decoding runs in a thread ahead of the network; frames are batched for the
-instance source (the GPU's win); association needs `confirm_hits - 1` frames of delay so
-a new person's first frames get their ID too (the associator reports those tentative hits
-when it confirms the track, and the frames still wait in `pending`). The CLI and the GUI
-drive the same object: `process()` is a generator that yields one `FrameResult` per frame,
-takes a cancel event and reports `Progress`.
+Stages overlap (issue 20): each runs in its own thread and hands its results to the next
+through a short bounded queue, so the pipeline runs at the rate of its slowest stage and
+memory is bounded by a few frames whatever the video's length:
+
+    decoder thread      reader.frames()                      -> frames queue (2 deep)
+    instance thread     source.detect(batch, select=filter)  -> instances queue (2 deep)
+    association thread  Associator.update, `confirm_hits - 1` frames held back so a new
+                        person's first frames get their ID too; per-person trimaps; one
+                        matting job per person submitted to the matting pool
+    matting pool        matter(crop, trimap) per person, people and frames in parallel,
+                        each on the person's box only (crop_for_matting)
+    caller's thread     waits for a frame's people in order and yields its FrameResult;
+                        the runner's export thread encodes behind it.
+
+Why threads, not processes: every stage spends its time in native code that releases the
+GIL (PyAV, torch, onnxruntime/TFLite, scipy.sparse, numpy, PNG encoding), and threads share
+the models and frames without copies. Everything per person stays inside its window
+(models/instances.py): the network upsamples only the kept people inside their boxes,
+trimaps and alphas are computed on crops, and the full-frame uint8 maps of `PersonFrame`
+are built only when an exporter reads them. Results are identical to running the stages
+one after another: association runs in frame order on one thread, and each person's
+matting is independent of the others'.
+
+The CLI and the GUI drive the same object: `process()` is a generator that yields one
+`FrameResult` per frame in order, takes a cancel event and reports `Progress`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,33 +49,130 @@ from vidmatte.matting.progress import Progress, RateMeter
 from vidmatte.models.errors import Cancelled
 from vidmatte.models.instances import Instances
 
+if TYPE_CHECKING:
+    from vidmatte.matting.io.video import Frame, VideoReader
+
+Window = tuple[int, int, int, int]
+
+#: Image pixels of context kept around a person's unknown band for matting. The classical
+#: matter's solve never reaches further than 3 px beyond the band, so its alpha on the crop
+#: is bit-identical to the whole frame's; learned matters see this much context.
+MATTING_MARGIN = 16
+
 
 @dataclass
 class PersonFrame:
-    """One tracked person in one frame."""
+    """One tracked person in one frame: uint8 trimap (0/128/255) and alpha inside `window`
+    (x0, y0, x1, y1) of an image of `image_size`, zero outside. `trimap` and `alpha` are
+    the full-frame H×W views, built when read (by an exporter), not kept."""
 
     score: float
     box: tuple[float, float, float, float]
-    trimap: np.ndarray  # uint8 H×W, 0/128/255
-    alpha: np.ndarray | None  # uint8 H×W, None where matting was skipped (resume)
+    window: Window
+    image_size: tuple[int, int]
+    trimap_crop: np.ndarray
+    alpha_crop: np.ndarray | None  # None where matting was skipped (resume)
+
+    @classmethod
+    def full(cls, score: float, box, trimap: np.ndarray, alpha: np.ndarray | None):
+        """From full-frame maps (e.g. a GUI cache)."""
+        h, w = trimap.shape[:2]
+        return cls(float(score), tuple(box), (0, 0, w, h), (h, w), trimap, alpha)
+
+    @property
+    def trimap(self) -> np.ndarray:
+        return _paste(self.trimap_crop, self.window, self.image_size)
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        if self.alpha_crop is None:
+            return None
+        return _paste(self.alpha_crop, self.window, self.image_size)
+
+
+def _paste(crop: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = window
+    if (x0, y0, x1, y1) == (0, 0, size[1], size[0]):
+        return crop
+    out = np.zeros(size, np.uint8)
+    out[y0:y1, x0:x1] = crop
+    return out
 
 
 @dataclass
 class FrameResult:
-    frame: Any  # vidmatte.matting.io.video.Frame
+    frame: Frame
     people: dict[int, PersonFrame] = field(default_factory=dict)
-    #: every tracked person in this frame, chosen by `persons` or not (to say who exists)
-    track_ids: tuple[int, ...] = ()
+    #: perf_counter when the frame entered the instance stage (latency = done - started)
+    started: float = 0.0
+
+
+@dataclass
+class _Detected:
+    frame: Frame
+    instances: Instances
+    started: float
 
 
 @dataclass
 class _Pending:
-    frame: Any
+    frame: Frame
     instances: Instances
     ids: list[int | None]
+    started: float
 
 
-_END = object()
+@dataclass
+class _Matting:
+    """A frame whose people are being matted (the futures), in output order."""
+
+    frame: Frame
+    started: float
+    people: list[tuple[int, float, tuple, Window, np.ndarray]]  # tid, score, box, win, tri
+    alphas: list[Future | None]
+
+
+class _Stop(Exception):
+    """A stage noticed that the pipeline is stopping."""
+
+
+def person_filter(
+    min_score: float, max_persons: int
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`select(scores, labels) -> indices`: persons (label 0) scoring >= min_score, the
+    max_persons best of them, in their original order. Sources apply it before doing any
+    per-instance work (the network: before upsampling)."""
+
+    def select(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        idx = ((labels == 0) & (scores >= min_score)).nonzero().flatten()
+        if idx.numel() > max_persons:
+            best = torch.argsort(scores[idx], descending=True)[:max_persons]
+            idx = idx[torch.sort(best).values]
+        return idx
+
+    return select
+
+
+def crop_for_matting(
+    trimap: np.ndarray, window: Window, size: tuple[int, int], margin: int = MATTING_MARGIN
+) -> tuple[Window, np.ndarray] | None:
+    """(crop window, trimap on it) around a person's non-background pixels plus `margin`,
+    inside the image; None when the trimap is all background (alpha is 0 everywhere)."""
+    rows, cols = np.nonzero(trimap.any(1))[0], np.nonzero(trimap.any(0))[0]
+    if rows.size == 0:
+        return None
+    x0, y0 = window[0], window[1]
+    h, w = size
+    cx0, cy0 = max(0, x0 + int(cols[0]) - margin), max(0, y0 + int(rows[0]) - margin)
+    cx1, cy1 = min(w, x0 + int(cols[-1]) + 1 + margin), min(h, y0 + int(rows[-1]) + 1 + margin)
+    out = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+    # the part of the trimap's window inside the crop (the rest of the crop is background)
+    ix0, iy0 = max(cx0, x0), max(cy0, y0)
+    ix1, iy1 = min(cx1, window[2]), min(cy1, window[3])
+    out[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0] = trimap[
+        iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0
+    ]
+    return (cx0, cy0, cx1, cy1), out
 
 
 class Pipeline:
@@ -67,13 +184,18 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.device = select_device(self.config.device)
         self.fp16 = use_fp16(self.device, self.config.fp16)
-        self.source = resolve_source(
-            self.config.source,
-            weights=self.config.weights,
-            teacher_dir=self.config.teacher_dir,
-            device=self.device,
-            fp16=self.fp16,
-        )
+        if self.config.trimaps is not None:  # matting-only mode: no instance stage
+            from vidmatte.matting.io.trimap_folder import TrimapFolderSource
+
+            self.source = TrimapFolderSource(self.config.trimaps)
+        else:
+            self.source = resolve_source(
+                self.config.source,
+                weights=self.config.weights,
+                teacher_dir=self.config.teacher_dir,
+                device=self.device,
+                fp16=self.fp16,
+            )
         self.matter, self._matter_info = resolve_matter(
             self.config.matter,
             weights=self.config.matting_weights,
@@ -83,6 +205,11 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         ms = self.config.min_score
         self.min_score = float(self.source.min_score if ms is None else ms)
+        bs = self.config.batch_size
+        #: frames per network call: batching pays on a GPU; on a CPU it only adds latency
+        self.batch_size = max(1, bs if bs is not None else (4 if self.device.type == "cuda" else 1))
+        #: people matted at once (threads): one per core, at most 4
+        self.matting_workers = max(1, min(4, os.cpu_count() or 1))
 
     def describe(self) -> dict[str, Any]:
         """Which path runs: for the manifest and the terminal."""
@@ -100,10 +227,19 @@ class Pipeline:
         model = d.get("model", "")
         return f"instances: {inst} ({model}), matting: {d.get('matter')}, device: {d['device']}"
 
+    def _smoother(self):
+        from vidmatte.matting.tracking.smoothing import TrimapSmoother
+
+        return TrimapSmoother()
+
+    def select(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The person filter of this configuration (see `person_filter`)."""
+        return person_filter(self.min_score, self.config.max_persons)
+
     # ------------------------------------------------------------------ running
     def process(
         self,
-        reader: Any,
+        reader: VideoReader,
         *,
         start: int = 0,
         end: int | None = None,
@@ -117,154 +253,281 @@ class Pipeline:
         matting of frames whose outputs already exist (detection and association still
         run, so identities come out the same as in an uninterrupted run).
         """
+        if self.config.trimaps is not None:  # given trimaps (matting/io/trimap_folder.py)
+            yield from self.source.process(
+                self, reader, start=start, end=end, cancel=cancel, progress=progress,
+                skip_matting=skip_matting,
+            )  # fmt: skip
+            return
+        run = _Run(self, reader, start, end, skip_matting)
+        total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
+        meter = RateMeter(max(0, total_end - start) if total_end else None)
+        done = 0
+        try:
+            run.start()
+            for result in run.results():
+                yield result
+                done += 1
+                if progress is not None:
+                    progress(meter.update(done))
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+        finally:
+            run.close()
+            self.timings = dict(run.timings)
+
+
+class _Run:
+    """One `process()` call: the stage threads, their queues and the matting pool."""
+
+    def __init__(self, pipe: Pipeline, reader, start: int, end: int | None, skip) -> None:
         from vidmatte.matting.tracking.association import AssociationConfig, Associator
 
-        cfg = self.config
+        self.pipe, self.reader, self.start_index, self.end, self.skip = (
+            pipe,
+            reader,
+            start,
+            end,
+            skip,
+        )
+        cfg = pipe.config
         total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
         total = max(0, total_end - start) if total_end else None
         assoc_cfg = cfg.association or AssociationConfig()
         if total is not None and 0 < total < assoc_cfg.confirm_hits:
             # a single image (or a clip shorter than k) could never confirm anyone
             assoc_cfg = dataclasses.replace(assoc_cfg, confirm_hits=total)
-        associator = Associator(assoc_cfg)
-        smoother = self._smoother() if cfg.smooth else None
-        meter = RateMeter(total)
-        self.timings = {"decode_wait": 0.0, "network": 0.0, "association": 0.0, "matting": 0.0}
-        delay = max(0, associator.config.confirm_hits - 1)
-        pending: deque[_Pending] = deque()
-        done = 0
-        stop = threading.Event()
-        frames_q: queue.Queue = queue.Queue(maxsize=max(2, 2 * cfg.batch_size))
-        decoder = threading.Thread(
-            target=_decode, args=(reader, start, end, frames_q, stop), daemon=True
-        )
-        decoder.start()
+        self.associator = Associator(assoc_cfg)
+        self.smoother = pipe._smoother() if cfg.smooth else None
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.frames_q: queue.Queue = queue.Queue(maxsize=2)
+        self.inst_q: queue.Queue = queue.Queue(maxsize=2)
+        self.out_q: queue.Queue = queue.Queue(maxsize=2)  # frames being matted
+        self.pool = ThreadPoolExecutor(pipe.matting_workers, thread_name_prefix="vidmatte-matte")
+        self.threads: list[threading.Thread] = []
+        self.timings = {
+            "decode": 0.0,
+            "network": 0.0,
+            "association": 0.0,
+            "matting": 0.0,
+            "wait": 0.0,
+        }
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def start(self) -> None:
+        for name, target in (
+            ("decode", self._decode),
+            ("instances", self._instances),
+            ("association", self._associate),
+        ):
+            t = threading.Thread(target=self._guard, args=(target,), name=f"vidmatte-{name}")
+            t.daemon = True
+            t.start()
+            self.threads.append(t)
+
+    def _guard(self, target) -> None:
         try:
-            finished = False
-            while not finished:
-                batch = []
-                while len(batch) < cfg.batch_size:
-                    t0 = time.perf_counter()
-                    item = frames_q.get()
-                    self.timings["decode_wait"] += time.perf_counter() - t0
-                    if item is _END:
-                        finished = True
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    batch.append(item)
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled")
-                if not batch:
+            target()
+        except _Stop:
+            pass
+        except BaseException as e:  # handed to the caller's thread, which re-raises it
+            with self._lock:
+                if self.error is None:
+                    self.error = e
+            self.stop.set()
+
+    def _put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+    def _add(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self.timings[key] += seconds
+
+    def close(self) -> None:
+        self.stop.set()
+        for q in (self.frames_q, self.inst_q, self.out_q):
+            _drain(q)
+        for t in self.threads:
+            t.join(timeout=10)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- stages ------------------------------------------------------------------------
+    def _decode(self) -> None:
+        frames = self.reader.frames(self.start_index, self.end)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, _END)
+            self._add("decode", time.perf_counter() - t0)
+            self._put(self.frames_q, frame)
+            if frame is _END:
+                return
+
+    def _instances(self) -> None:
+        pipe = self.pipe
+        select = pipe.select()
+        finished = False
+        while not finished:
+            batch = []
+            while len(batch) < pipe.batch_size:
+                item = self._get(self.frames_q)
+                if item is _END:
+                    finished = True
                     break
-                t0 = time.perf_counter()
-                detections = self.source.detect([f.rgb for f in batch])
-                self.timings["network"] += time.perf_counter() - t0
-                for frame, inst in zip(batch, detections, strict=True):
-                    t0 = time.perf_counter()
-                    inst = self._filter(inst)
-                    assignment = associator.update(frame.index, inst)
-                    if smoother is not None:
-                        for track_id in getattr(assignment, "ended", ()):
-                            smoother.forget(track_id)  # bounded memory on long videos
-                    for track_id, hits in assignment.confirmed.items():
-                        for frame_index, inst_index in hits:
-                            for p in pending:
-                                if p.frame.index == frame_index and inst_index < len(p.ids):
-                                    p.ids[inst_index] = track_id
-                    pending.append(_Pending(frame, inst, list(assignment.track_ids)))
-                    self.timings["association"] += time.perf_counter() - t0
-                    while len(pending) > delay:
-                        yield self._finish(pending.popleft(), smoother, skip_matting)
-                        done += 1
-                        if progress is not None:
-                            progress(meter.update(done))
-                        if cancel is not None and cancel.is_set():
-                            raise Cancelled("cancelled")
-            while pending:
-                yield self._finish(pending.popleft(), smoother, skip_matting)
-                done += 1
-                if progress is not None:
-                    progress(meter.update(done))
-        finally:
-            stop.set()
-            _drain(frames_q)
-            decoder.join(timeout=5)
+                batch.append(item)
+            if not batch:
+                break
+            t0 = time.perf_counter()
+            detections = pipe.source.detect([f.rgb for f in batch], select=select)
+            self._add("network", time.perf_counter() - t0)
+            for frame, inst in zip(batch, detections, strict=True):
+                self._put(self.inst_q, _Detected(frame, inst, t0))
+        self._put(self.inst_q, _END)
 
-    def _filter(self, inst: Instances) -> Instances:
-        cfg = self.config
-        keep = (inst.labels == 0) & (inst.scores >= self.min_score)
-        inst = inst.select(keep)
-        if len(inst) > cfg.max_persons:
-            order = torch.argsort(inst.scores, descending=True)[: cfg.max_persons]
-            inst = inst.select(torch.sort(order).values)
-        return inst
+    def _associate(self) -> None:
+        delay = max(0, self.associator.config.confirm_hits - 1)
+        pending: deque[_Pending] = deque()
+        while True:
+            item = self._get(self.inst_q)
+            if item is _END:
+                break
+            t0 = time.perf_counter()
+            inst = item.instances
+            assignment = self.associator.update(item.frame.index, inst)
+            if self.smoother is not None:
+                for track_id in assignment.ended:
+                    self.smoother.forget(track_id)  # bounded memory on long videos
+            for track_id, hits in assignment.confirmed.items():
+                for frame_index, inst_index in hits:
+                    for p in pending:
+                        if p.frame.index == frame_index and inst_index < len(p.ids):
+                            p.ids[inst_index] = track_id
+            pending.append(_Pending(item.frame, inst, list(assignment.track_ids), item.started))
+            self._add("association", time.perf_counter() - t0)
+            while len(pending) > delay:
+                self._put(self.out_q, self._submit(pending.popleft()))
+        while pending:
+            self._put(self.out_q, self._submit(pending.popleft()))
+        self._put(self.out_q, _END)
 
-    def _smoother(self):
-        from vidmatte.matting.tracking.smoothing import TrimapSmoother
-
-        return TrimapSmoother()
-
-    def _finish(self, p: _Pending, smoother, skip_matting) -> FrameResult:
-        wanted = self.config.persons
+    def _submit(self, p: _Pending) -> _Matting:
+        """Trimaps of the chosen people, and their matting jobs."""
+        t0 = time.perf_counter()
+        wanted = self.pipe.config.persons
         chosen = [
             (i, tid)
             for i, tid in enumerate(p.ids)
             if tid is not None and (wanted is None or tid in wanted)
         ]
-        result = FrameResult(frame=p.frame, track_ids=tuple(t for t in p.ids if t is not None))
+        job = _Matting(p.frame, p.started, [], [])
         if not chosen:
-            return result
+            self._add("association", time.perf_counter() - t0)
+            return job
         inst = p.instances.select([i for i, _ in chosen])
-        if smoother is not None and inst.trimaps is not None:
-            smoothed = [
-                smoother(tid, inst.trimaps[j], inst.boxes[j], frame_index=p.frame.index)
-                for j, (_, tid) in enumerate(chosen)
-            ]
-            inst.trimaps = torch.stack(smoothed)
-        trimaps = self.source.trimaps(inst)
+        if self.smoother is not None and inst.trimap_crops is not None:
+            inst = self._smooth(inst, [tid for _, tid in chosen], p.frame.index)
+        trimaps = self.pipe.source.trimaps(inst)
         ids = {tid for _, tid in chosen}
-        alphas = None
-        if skip_matting is None or not skip_matting(p.frame.index, ids):
-            t0 = time.perf_counter()
-            alpha = self.matter(p.frame.rgb, trimaps)
-            alphas = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-            self.timings["matting"] += time.perf_counter() - t0
+        matte = self.skip is None or not self.skip(p.frame.index, ids)
+        rgb = p.frame.rgb
+        boxes = inst.boxes.detach().float().cpu().tolist()
+        scores = inst.scores.detach().float().cpu().tolist()
         for j, (_, tid) in enumerate(chosen):
-            box = tuple(float(v) for v in inst.boxes[j].tolist())
-            result.people[tid] = PersonFrame(
-                score=float(inst.scores[j]),
-                box=box,  # type: ignore[arg-type]
-                trimap=trimaps[j],
-                alpha=None if alphas is None else alphas[j],
-            )
-        return result
+            window, tri = trimaps[j]
+            job.people.append((tid, scores[j], tuple(boxes[j]), window, tri))
+            job.alphas.append(self.pool.submit(self._matte, rgb, window, tri) if matte else None)
+        self._add("association", time.perf_counter() - t0)
+        return job
+
+    def _smooth(self, inst: Instances, tids: list[int], frame_index: int) -> Instances:
+        """--smooth: each person's full-frame probabilities through the track's EMA."""
+        full = inst.trimaps
+        smoothed = [
+            self.smoother(tid, full[j], inst.boxes[j], frame_index=frame_index)
+            for j, tid in enumerate(tids)
+        ]
+        h, w = inst.image_size
+        windows = torch.tensor([[0, 0, w, h]] * len(inst), dtype=torch.long)
+        return Instances(
+            inst.scores,
+            inst.labels,
+            list(inst.masks),
+            inst.boxes,
+            inst.centres,
+            smoothed,
+            windows=windows,
+            image_size=inst.image_size,
+        )
+
+    def _matte(self, rgb: np.ndarray, window: Window, trimap: np.ndarray) -> np.ndarray:
+        """uint8 alpha of one person on the trimap's window (the matter runs on a crop)."""
+        t0 = time.perf_counter()
+        out = np.zeros(trimap.shape, np.uint8)
+        crop = crop_for_matting(trimap, window, rgb.shape[:2])
+        if crop is not None:
+            (cx0, cy0, cx1, cy1), tri = crop
+            alpha = self.pipe.matter(rgb[cy0:cy1, cx0:cx1], tri[None])[0]
+            a8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+            x0, y0, x1, y1 = window
+            ix0, iy0, ix1, iy1 = max(cx0, x0), max(cy0, y0), min(cx1, x1), min(cy1, y1)
+            out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = a8[
+                iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0
+            ]
+        self._add("matting", time.perf_counter() - t0)
+        return out
+
+    # -- the caller's side ---------------------------------------------------------------
+    def results(self) -> Iterator[FrameResult]:
+        size = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                job = self._get(self.out_q)
+            except _Stop:
+                break
+            if job is _END:
+                break
+            size = job.frame.rgb.shape[:2]
+            result = FrameResult(frame=job.frame, started=job.started)
+            for (tid, score, box, window, tri), fut in zip(job.people, job.alphas, strict=True):
+                alpha = None
+                if fut is not None:
+                    while True:  # wait, but notice a failure elsewhere
+                        try:
+                            alpha = fut.result(timeout=0.05)
+                            break
+                        except TimeoutError:
+                            if self.stop.is_set():
+                                break
+                    if alpha is None:
+                        break
+                result.people[tid] = PersonFrame(score, box, window, size, tri, alpha)
+            self._add("wait", time.perf_counter() - t0)
+            if self.stop.is_set():
+                break
+            yield result
+        if self.error is not None:
+            raise self.error
 
 
-def _decode(reader, start: int, end: int | None, out: queue.Queue, stop: threading.Event) -> None:
-    """Decoder thread: push frames (or the exception that stopped decoding), then _END."""
-    try:
-        for frame in reader.frames(start, end):
-            while not stop.is_set():
-                try:
-                    out.put(frame, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
-    except BaseException as e:  # handed to the consumer, which re-raises it
-        _put(out, e, stop)
-    _put(out, _END, stop)
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+_END = object()
 
 
 def _drain(q: queue.Queue) -> None:

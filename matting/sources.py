@@ -15,18 +15,22 @@ ran (`describe()`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
+from vidmatte.matting.config import MATTERS, SOURCES
 from vidmatte.models.errors import UsageError, WeightsError
 from vidmatte.models.instances import Instances
 
-SOURCES = ("auto", "network", "teacher")
-MATTERS = ("auto", "indexnet", "classical")
+if TYPE_CHECKING:  # the contracts these sources wrap (loaded lazily: the network imports much)
+    from vidmatte.models.matters.base import Matter
+    from vidmatte.models.teachers.base import Teacher
+    from vidmatte.models.trimapnet import TrimapNet
 
 MISSING_MODELS = (
     "no trimap weights and no teacher files found: pass --weights MODEL_DIR "
@@ -36,12 +40,20 @@ MISSING_MODELS = (
 )
 
 
+#: `select(scores, labels) -> indices`: which instances to keep (the pipeline's person filter)
+Selector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: A person's uint8 trimap (0/128/255) inside its window (x0, y0, x1, y1), background outside
+WindowedTrimap = tuple[tuple[int, int, int, int], np.ndarray]
+
+
 class InstanceSource(Protocol):
     name: str
 
-    def detect(self, frames: list[np.ndarray]) -> list[Instances]: ...
+    def detect(
+        self, frames: list[np.ndarray], select: Selector | None = None
+    ) -> list[Instances]: ...
 
-    def trimaps(self, instances: Instances) -> np.ndarray: ...
+    def trimaps(self, instances: Instances) -> list[WindowedTrimap]: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -53,28 +65,34 @@ class InstanceSource(Protocol):
 
 @dataclass
 class NetworkSource:
-    """The trained per-frame trimap network, batched on the chosen device."""
+    """The trained per-frame trimap network, batched on the chosen device. Instances stay
+    on that device; trimaps are the argmax of the windowed probabilities, taken there."""
 
-    model: torch.nn.Module
+    model: TrimapNet
     device: torch.device
     fp16: bool
     info: dict[str, Any] = field(default_factory=dict)
     name: str = "network"
 
     @torch.inference_mode()
-    def detect(self, frames: list[np.ndarray]) -> list[Instances]:
+    def detect(self, frames: list[np.ndarray], select: Selector | None = None) -> list[Instances]:
         batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
         images = batch.permute(0, 3, 1, 2).float().div_(255.0)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            results = self.model.detect(images)
-        return [r.to("cpu") for r in results]
+            return self.model.detect(images, select=select)
 
-    def trimaps(self, instances: Instances) -> np.ndarray:
-        from vidmatte.models.trimap import masks_to_trimaps, probs_to_trimaps
+    @torch.inference_mode()
+    def trimaps(self, instances: Instances) -> list[WindowedTrimap]:
+        from vidmatte.models.trimap import LEVELS, masks_to_trimap_windows
 
-        if instances.trimaps is None:  # binary-mode weights: masks only
-            return masks_to_trimaps(instances.masks.float().numpy())
-        return probs_to_trimaps(instances.trimaps.float())
+        if instances.trimap_crops is None:  # binary-mode weights: masks only
+            crops = [m.float().cpu() for m in instances.mask_crops]
+            return masks_to_trimap_windows(crops, instances.windows.tolist(), instances.image_size)
+        lut = torch.tensor(LEVELS, dtype=torch.uint8, device=instances.device)
+        return [
+            (instances.window(i), lut[probs.argmax(0)].cpu().numpy())
+            for i, probs in enumerate(instances.trimap_crops)
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {"instances": "trimap-network", **self.info}
@@ -90,17 +108,21 @@ class NetworkSource:
 class TeacherSource:
     """The offline COCO teacher: person masks -> dilate/erode trimaps ("SOLO + matting")."""
 
-    teacher: Any
+    teacher: Teacher
     info: dict[str, Any] = field(default_factory=dict)
     name: str = "teacher"
 
-    def detect(self, frames: list[np.ndarray]) -> list[Instances]:
-        return [self.teacher(f) for f in frames]
+    def detect(self, frames: list[np.ndarray], select: Selector | None = None) -> list[Instances]:
+        out = [self.teacher(f) for f in frames]
+        if select is None:
+            return out
+        return [inst.select(select(inst.scores, inst.labels)) for inst in out]
 
-    def trimaps(self, instances: Instances) -> np.ndarray:
-        from vidmatte.models.trimap import masks_to_trimaps
+    def trimaps(self, instances: Instances) -> list[WindowedTrimap]:
+        from vidmatte.models.trimap import masks_to_trimap_windows
 
-        return masks_to_trimaps(instances.masks.float().numpy())
+        crops = [m.float().cpu() for m in instances.mask_crops]
+        return masks_to_trimap_windows(crops, instances.windows.tolist(), instances.image_size)
 
     def describe(self) -> dict[str, Any]:
         return {"instances": "teacher", **self.info}
@@ -177,7 +199,7 @@ def resolve_matter(
     weights: str | Path | None = None,
     device: torch.device,
     fp16: bool = False,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Matter, dict[str, Any]]:
     """IndexNet when asked for (`--matter indexnet`, `--matting-weights`) or when the user
     configured its weights ($VIDMATTE_INDEXNET_WEIGHTS / $VIDMATTE_WEIGHTS); otherwise the
     classical matter. The IndexNet weights shipped in assets/ are not picked by `auto`: on
@@ -188,6 +210,8 @@ def resolve_matter(
     if kind not in MATTERS:
         raise UsageError(f"--matter {kind!r}: choose one of {', '.join(MATTERS)}")
     info: dict[str, Any] = {}
+    if kind == "fast":
+        return build_matter("fast"), {"matter": "fast"}
     if kind in ("auto", "indexnet"):
         from vidmatte.models.weights.resolution import find_weights, resolve_weights
 

@@ -186,6 +186,58 @@ def masks_to_trimaps(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def masks_to_trimap_windows(
+    crops, windows, image_size: tuple[int, int]
+) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """`masks_to_trimaps` for windowed masks (models/instances.py), never at full frame.
+
+    crops: N masks (float/bool, numpy or Tensor), crop i covering windows[i] = (x0, y0, x1,
+    y1) of an image of `image_size` (H, W), < 0.5 outside it. Returns per instance
+    (window, uint8 trimap inside it), background outside: the same values as
+    `masks_to_trimaps` of the full-frame masks, because the rule already works on each
+    mask's box padded by r + 2 (that box is the returned window).
+    """
+    h, w = image_size
+    boxes, ero, dil = [], [], []
+    for crop, win in zip(crops, windows, strict=True):
+        b = _binary(crop)
+        wx0, wy0 = int(win[0]), int(win[1])
+        r = band_width(b)
+        tight = _box(b, 0)
+        if tight is None:
+            boxes.append((0, 0, 0, 0))
+            ero.append(np.zeros((0, 0), bool))
+            dil.append(np.zeros((0, 0), bool))
+            continue
+        tx0, ty0, tx1, ty1 = tight
+        pad = r + 2
+        x0, y0 = max(0, wx0 + tx0 - pad), max(0, wy0 + ty0 - pad)
+        x1, y1 = min(w, wx0 + tx1 + pad), min(h, wy0 + ty1 + pad)
+        canvas = np.zeros((y1 - y0, x1 - x0), bool)
+        oy, ox = wy0 + ty0 - y0, wx0 + tx0 - x0
+        canvas[oy : oy + ty1 - ty0, ox : ox + tx1 - tx0] = b[ty0:ty1, tx0:tx1]
+        e, d = _erode_dilate(canvas, r)
+        boxes.append((x0, y0, x1, y1))
+        ero.append(e)
+        dil.append(d)
+    out = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        fg = ero[i].copy()
+        for j, (u0, v0, u1, v1) in enumerate(boxes):
+            ix0, iy0, ix1, iy1 = max(x0, u0), max(y0, v0), min(x1, u1), min(y1, v1)
+            if j == i or ix0 >= ix1 or iy0 >= iy1:
+                continue
+            # no person's foreground inside another's dilated mask (the touching rule)
+            fg[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] &= ~dil[j][
+                iy0 - v0 : iy1 - v0, ix0 - u0 : ix1 - u0
+            ]
+        t = np.zeros(fg.shape, np.uint8)
+        t[dil[i]] = UNKNOWN
+        t[fg] = FG
+        out.append(((x0, y0, x1, y1), t))
+    return out
+
+
 def with_ignore(trimaps: np.ndarray, uncertain: np.ndarray) -> np.ndarray:
     """uint8 trimaps with IGNORE_LEVEL where `uncertain` (bool, same shape) and the trimap is
     known (bg or fg): the teacher's doubt is not taught; the unknown band stays unknown."""
@@ -240,8 +292,9 @@ def instances_with_trimaps(instances):
     This is the paper's "SOLO + matting" baseline as an instance source: teacher masks
     -> dilate/erode trimaps -> matting. Trimaps are one-hot probabilities.
     """
-    from dataclasses import replace
+    from vidmatte.models.instances import Instances
 
-    masks = instances.masks.detach().float().cpu().numpy()
-    tri = trimaps_to_probs(masks_to_trimaps(masks)).to(instances.masks.device)
-    return replace(instances, trimaps=tri)
+    full = instances.masks
+    tri = trimaps_to_probs(masks_to_trimaps(full.detach().float().cpu().numpy()))
+    i = instances
+    return Instances(i.scores, i.labels, full, i.boxes, i.centres, tri.to(full.device))

@@ -52,7 +52,7 @@ from vidmatte.models.errors import UsageError
 from vidmatte.models.instances import Instances
 
 
-@dataclass
+@dataclass(frozen=True)
 class AssociationConfig:
     """Every weight and threshold of association, with its default and why."""
 
@@ -207,6 +207,21 @@ def reduce_masks(masks: Tensor, mask_side: int, mode: str = "auto") -> Tensor:
     return (masks > 0.5).cpu()
 
 
+def reduce_instance_masks(inst: Instances, mask_side: int, mode: str = "auto") -> Tensor:
+    """`reduce_masks` of an Instances' full-frame masks, reading only each window."""
+    h, w = inst.image_size
+    size = reduced_size(h, w, mask_side)
+    if mode == "auto":
+        mode = "nearest" if inst.device.type == "cpu" else "area"
+    if len(inst) and size != (h, w) and mode != "nearest":
+        return inst.area_masks(size)
+    ys = ((torch.arange(size[0]) + 0.5) * (h / size[0])).long().clamp_max(h - 1)
+    xs = ((torch.arange(size[1]) + 0.5) * (w / size[1])).long().clamp_max(w - 1)
+    if size == (h, w):
+        ys, xs = torch.arange(h), torch.arange(w)
+    return inst.sampled_masks(ys, xs)
+
+
 def shift_masks(masks: Tensor, dx: int, dy: int) -> Tensor:
     """Translate (..., h, w) masks by whole pixels, filling with False."""
     if dx == 0 and dy == 0:
@@ -339,7 +354,7 @@ class Associator:
     # -- helpers -----------------------------------------------------------------------
     def _detections(self, inst: Instances) -> _Detections:
         h, w = inst.image_size
-        masks = reduce_masks(inst.masks.detach(), self.config.mask_side, self.config.mask_reduce)
+        masks = reduce_instance_masks(inst, self.config.mask_side, self.config.mask_reduce)
         rh, rw = masks.shape[-2:]
         boxes = [tuple(b) for b in inst.boxes.detach().float().cpu().tolist()]
         areas = masks.flatten(1).sum(1).tolist() if len(inst) else []

@@ -113,6 +113,13 @@ class TrimapNet(nn.Module):
         return self.postprocess(cates, kernels, mask_feats, tuple(images.shape[-2:]))
 
     # ------------------------------------------------------------------ training
+    def losses_from_features(
+        self, images: Tensor, targets: list[dict[str, Tensor]], feats: tuple
+    ) -> dict[str, Tensor]:
+        """`forward(images, targets)` on features already computed by `features(images)`
+        (training shares one forward of the labelled frames with the temporal loss)."""
+        return self._losses(images, targets, *feats)
+
     def _losses(self, images, targets, cates, kernels, mask_feats) -> dict[str, Tensor]:
         cfg = self.config
         if len(targets) != images.shape[0]:
@@ -319,15 +326,20 @@ class TrimapNet(nn.Module):
         return d.argmin(dim=1)
 
     def instance_logits(
-        self, images: Tensor, points: list[Tensor], sizes: list[Tensor]
+        self,
+        images: Tensor,
+        points: list[Tensor],
+        sizes: list[Tensor],
+        feats: tuple | None = None,
     ) -> list[Tensor]:
         """Per image b, (N_b, C, ceil(H/4), ceil(W/4)) mask logits of the queried instances.
 
         points[b]: (N_b, 2) (x, y) in input pixels; sizes[b]: (N_b,) sqrt(area) in pixels.
         Each query takes the kernel of the grid cell containing its point on the level
-        chosen by `select_levels`. Differentiable (for the temporal loss).
+        chosen by `select_levels`. Differentiable (for the temporal loss). `feats`: the
+        output of `features(images)` when the caller already has it.
         """
-        cates, kernels, mask_feats = self.features(images)
+        cates, kernels, mask_feats = feats if feats is not None else self.features(images)
         h, w = images.shape[-2:]
         hp, wp = mask_feats.shape[-2] * 4, mask_feats.shape[-1] * 4
         hf, wf = math.ceil(h / 4), math.ceil(w / 4)
