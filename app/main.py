@@ -57,11 +57,11 @@ def _run(argv: list[str] | None) -> int:
     window = MainWindow(store)
     s = window.settings
     if args.teacher_dir is not None:
-        s.teacher_dir = str(Path(args.teacher_dir).expanduser().resolve())
+        s = s.with_model(teacher_dir=str(Path(args.teacher_dir).expanduser().resolve()))
     if args.weights is not None:
-        s.weights = str(Path(args.weights).expanduser().resolve())
+        s = s.with_model(weights=str(Path(args.weights).expanduser().resolve()))
     if args.device is not None:
-        s.device = args.device
+        s = s.with_model(device=args.device)
     if args.max_frames is not None:
         s.max_frames = args.max_frames
     window.apply_settings(s)

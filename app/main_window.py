@@ -9,7 +9,6 @@ never waits on it; results arrive per frame and the preview follows them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -33,9 +32,10 @@ from PySide6.QtWidgets import (
 from vidmatte.app.people_panel import PeoplePanel
 from vidmatte.app.preview import BACKGROUNDS, MODE_LABELS, MODES, Layer, PreviewWidget, render
 from vidmatte.app.session import ProcessedFrame, ProcessSummary, Session, colour_of, process_job
-from vidmatte.app.settings import DEVICES, AppSettings, SettingsDialog
+from vidmatte.app.settings import AppSettings, SettingsDialog
 from vidmatte.app.timeline import Timeline
 from vidmatte.app.workers import GeneratorWorker, error_message
+from vidmatte.matting.config import DEVICES
 from vidmatte.matting.io.composite import NAMED_COLOURS
 from vidmatte.matting.progress import Progress, format_eta
 from vidmatte.models.errors import VidmatteError, WeightsError
@@ -206,9 +206,10 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Device ", tb))
         self.device_combo = QComboBox(tb)
         self.device_combo.addItems(DEVICES)
-        if self.settings.device not in DEVICES:
-            self.device_combo.addItem(self.settings.device)
-        self.device_combo.setCurrentText(self.settings.device)
+        device = self.settings.model.device
+        if device not in DEVICES:
+            self.device_combo.addItem(device)
+        self.device_combo.setCurrentText(device)
         self.device_combo.currentTextChanged.connect(self._on_device)
         tb.addWidget(self.device_combo)
 
@@ -319,7 +320,7 @@ class MainWindow(QMainWindow):
         self.people.refresh()
         self.timeline.set_processed(None)
         self.worker = GeneratorWorker(
-            process_job, self.session.path, replace(self.settings), folder, start, end
+            process_job, self.session.path, self.settings.model, folder, start, end
         )
         self.worker.progress.connect(self._on_progress)
         self.worker.yielded.connect(self._on_processed)
@@ -568,12 +569,12 @@ class MainWindow(QMainWindow):
     def apply_settings(self, settings: AppSettings) -> None:
         self.settings = settings
         self.settings.save(self.store)
-        if self.device_combo.currentText() != settings.device:
-            self.device_combo.setCurrentText(settings.device)
+        if self.device_combo.currentText() != settings.model.device:
+            self.device_combo.setCurrentText(settings.model.device)
         self.hide_banner()
 
     def _on_device(self, device: str) -> None:
-        self.settings.device = device
+        self.settings = self.settings.with_model(device=device)
         self.settings.save(self.store)
 
     def show_error(self, message: str) -> QMessageBox:

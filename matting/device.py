@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from vidmatte.matting.config import DEVICES
 from vidmatte.models.errors import UsageError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -1,4 +1,4 @@
-"""Networks and weight loading only: no video or file I/O beyond weights (DESIGN.md).
+"""Networks and weight loading only: no video or file I/O beyond weights (docs/architecture.md).
 
 Kept import-light (no torch at import time) so that `--help` and `--version` are instant.
 """

@@ -2,8 +2,9 @@
 
 `shared/` holds third-party research data and weights that must never be copied into the
 project (licences). Tests, training, benchmarks and the quick-start demo reach it through
-this one function. Resolution: `$VIDMATTE_SHARED`, then a `shared/` folder (holding
-DESIGN.md) beside any parent of the current directory or of this package's source folder.
+this one function. Resolution: `$VIDMATTE_SHARED`, then a `shared/` folder beside any
+parent of the current directory or of this package's source folder, recognised by the
+DESIGN.md file that folder carries (a marker only: our design is docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def make_window(qtbot, tmp_path: Path, teacher: Path, max_frames: int, track=Tru
     w = MainWindow(store)
     if track:
         qtbot.addWidget(w)
-    s = w.settings
-    s.teacher_dir, s.device, s.max_frames, s.batch_size = str(teacher), "cpu", max_frames, 2
+    s = w.settings.with_model(teacher_dir=str(teacher), device="cpu", batch_size=2)
+    s.max_frames = max_frames
     w.apply_settings(s)
     w.resize(1100, 700)
     w.show()
@@ -306,7 +306,7 @@ def test_weights_missing_shows_banner(qtbot, tmp_path):
     empty = tmp_path / "no_teacher"
     empty.mkdir()
     w = make_window(qtbot, tmp_path, empty, FRAMES)
-    w.settings.weights = ""
+    w.settings = w.settings.with_model(weights=None)
     assert w.open_video(SAMPLE_CLIP)
     w.start_processing()
     with qtbot.waitSignal(w.worker.finished, timeout=120_000):
@@ -347,7 +347,7 @@ def test_bad_file_and_settings_persist(qtbot, tmp_path):
     w.close()
     again = MainWindow(QSettings(str(store_path), QSettings.Format.IniFormat))
     qtbot.addWidget(again)
-    assert again.settings.device == "cpu"
+    assert again.settings.model.device == "cpu"
     assert again.settings.recent[0] == str(SAMPLE_CLIP.resolve())
     again.close()
 

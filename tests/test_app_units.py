@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from vidmatte.app.preview import Layer, checkerboard, render, to_qimage  # noqa: E402
 from vidmatte.app.settings import AppSettings  # noqa: E402
 from vidmatte.app.workers import GeneratorWorker, error_message  # noqa: E402
+from vidmatte.matting.config import PipelineConfig  # noqa: E402
 from vidmatte.matting.progress import Progress  # noqa: E402
 from vidmatte.models.errors import WeightsError  # noqa: E402
 
@@ -108,7 +111,8 @@ def test_render_modes():
 
 def test_settings_round_trip(tmp_path):
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    s = AppSettings(device="cpu", min_score=0.35, max_frames=6, teacher_dir="/x")
+    model = PipelineConfig(device="cpu", min_score=0.35, teacher_dir="/x", batch_size=2)
+    s = AppSettings(model=model, max_frames=6)
     for i in range(12):
         s.add_recent(f"/v/{i}.mp4")
     s.add_recent("/v/3.mp4")
@@ -118,6 +122,9 @@ def test_settings_round_trip(tmp_path):
     store.setValue("settings/max_frames", "garbage")
     store.setValue("settings/device", "tpu")
     back = AppSettings.load(store)
-    assert back.max_frames == 0 and back.device == "auto"  # damaged entries: defaults
+    assert back.max_frames == 0 and back.model.device == "auto"  # damaged entries: defaults
+    assert back.model.min_score == 0.35 and back.model.weights is None  # None survives
+    # the model settings are the CLI's PipelineConfig: frozen, and the key of loaded models
+    assert hash(back.model) == hash(replace(back.model)) and back.model != model
     AppSettings(recent=[]).save(store)
     assert AppSettings.load(store).recent == []

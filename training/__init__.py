@@ -1,2 +1,2 @@
 """Pseudo-trimaps from teachers, datasets, losses, the trainer, evaluation metrics and
-publishing weights (DESIGN.md)."""
+publishing weights (docs/architecture.md)."""

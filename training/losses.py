@@ -1,4 +1,4 @@
-"""The instance temporal loss (DESIGN.md, paper Eq. 4) and the total training loss.
+"""The instance temporal loss (paper Eq. 4; docs/architecture.md) and the total training loss.
 
     l_tl(I_t, I_t') = mean_n  V · || P_n,t - warp(P_n,t' -> t) ||²,   V = exp(-s·|I_t - warp(I_t')|)
 
@@ -33,6 +33,16 @@ class LossConfig:
     normalise: str = "instance"  # "instance": sum / instance area; "image": mean over pixels
     cate_weight: float = 1.0  # multiplies the model's loss_cate (focal)
     mask_weight: float = 1.0  # multiplies the model's loss_mask (trimap)
+    # which neighbours of t the temporal loss pairs it with: "both" (frame_f and frame_b)
+    # or "next" (frame_b only: the paper's trimap setting, one consecutive pair; a third
+    # fewer frames through the network per step)
+    neighbours: str = "both"
+
+    def pairs(self) -> tuple[int, ...]:
+        """Triplet positions (1 = frame_f, 2 = frame_b) the temporal loss uses."""
+        if self.neighbours not in ("both", "next"):
+            raise ValueError(f"[loss] neighbours must be 'both' or 'next', not {self.neighbours!r}")
+        return (1, 2) if self.neighbours == "both" else (2,)
 
 
 def pool_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
@@ -122,6 +132,8 @@ def temporal_loss(
     valid: Tensor | None = None,
     occlusion_scale: float = 20.0,
     trimaps: list[Tensor] | None = None,
+    feats: tuple | None = None,
+    pairs: tuple[int, ...] = (1, 2),
 ) -> Tensor:
     """Mean Eq. 4 over the triplets' two neighbour pairs (t, f) and (t, b).
 
@@ -131,24 +143,36 @@ def temporal_loss(
     trimaps: per image (N, H, W) labels of the labelled frame, for per-instance
     normalisation (None: whole-image mean).
     One `instance_logits` call on the stacked frames keeps batch-norm statistics and DDP
-    happy (one forward per step through the wrapper).
+    happy (one forward per step through the wrapper). feats: `model.features` of all
+    B×3 frames stacked frame-major (t of every sample, then f, then b), when the caller
+    computed them once for the per-frame loss as well; with `pairs` = (2,) only frames t
+    and b, stacked in that order.
     """
     keep = [i for i in range(images.shape[0]) if bool(use[i]) and centres[i].shape[0] > 0]
     if not keep:
         return images.new_zeros(())
     imgs, pts, szs = [], [], []
-    for k in range(3):
+    frames = (0, *pairs)
+    for k in frames:
         for i in keep:
             imgs.append(images[i, k])
             c = centres[i].to(images.device)
             pts.append(c if k == 0 else neighbour_points(c, flows[i, k - 1]))
             szs.append(sizes[i].to(images.device))
-    logits = model.instance_logits(torch.stack(imgs), pts, szs)
+    sub = None
+    if feats is not None:
+        b = images.shape[0]
+        idx = torch.tensor(
+            [p * b + i for p in range(len(frames)) for i in keep], device=images.device
+        )
+        cates, kernels, mask_feats = feats
+        sub = ([c[idx] for c in cates], [x[idx] for x in kernels], mask_feats[idx])
+    logits = model.instance_logits(torch.stack(imgs), pts, szs, feats=sub)
     m = len(keep)
     h, w = logits[0].shape[-2:]
     losses = []
     for j, i in enumerate(keep):
-        for k in (1, 2):
+        for pos, k in enumerate(pairs, start=1):
             fl = pool_flow(flows[i, k - 1][None].float(), (h, w))
             wt = frame_weight(
                 images[i, 0][None],
@@ -158,5 +182,7 @@ def temporal_loss(
                 occlusion_scale,
             )
             area = None if trimaps is None else instance_area(trimaps[i], (h, w))
-            losses.append(instance_temporal_loss(logits[j], logits[k * m + j], fl[0], wt[0], area))
+            losses.append(
+                instance_temporal_loss(logits[j], logits[pos * m + j], fl[0], wt[0], area)
+            )
     return torch.stack(losses).mean()

@@ -1,4 +1,4 @@
-"""Export of per-person results to the output layout of DESIGN.md (CLI and GUI alike).
+"""Export of per-person results to the output layout of docs/architecture.md (CLI and GUI alike).
 
     out/manifest.json
     out/person_01/alpha/000000.png …        (png, png16)   or out/person_01.mov|.webm|.mkv
@@ -29,7 +29,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from vidmatte.matting.io.formats import ALPHA_FORMATS, CONTAINER_FORMATS
 from vidmatte.matting.pipeline import FrameResult
 from vidmatte.models import __version__
 from vidmatte.models.errors import InputError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from vidmatte.matting.io.video import VideoInfo
 
 
 def person_name(track_id: int) -> str:
@@ -112,7 +115,7 @@ class _TrackStats:
 @dataclass
 class Exporter:
     out_dir: Path
-    info: Any  # VideoInfo
+    info: VideoInfo
     config: ExportConfig
     start: int = 0
     end: int | None = None

@@ -1,4 +1,4 @@
-"""manifest.json: what an export folder holds (DESIGN.md, output layout).
+"""manifest.json: what an export folder holds (docs/architecture.md, output layout).
 
 Schema (version 1), all keys but `schema_version` chosen by the caller:
     {"schema_version": 1, "source": {path, width, height, fps, frame_count, rotation, ...},

@@ -2,7 +2,7 @@
 
 Written from the paper and the official configuration (depthwise M2O index blocks,
 nonlinear, with context; ASPP; 5x5 decoder convs; ReLU6; BatchNorm). Module shapes
-follow the official model so that `indexnet_import` can map its checkpoint key by key.
+follow the official model so that `official.py` can map its checkpoint key by key.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """IndexNet matting (Lu, Dai, Shen, Xu: "Indices Matter", ICCV 2019), composed from
-`indexnet_blocks`.
+`blocks.py`.
 
 4-channel MobileNetV2 encoder (RGB normalised with ImageNet mean/std + the trimap in
 {0, 0.5, 1}); every downsampling is an indexed pooling whose index maps come from

@@ -1,6 +1,6 @@
 """Which weights to use, where they come from, and how they become a module.
 
-Users should never have to think about weights. Resolution order (DESIGN.md), first hit wins:
+Users should never have to think about weights. Resolution order (docs/architecture.md), first hit wins:
 
 1. explicit: a path given by the caller (`--weights`);
 2. env: `$VIDMATTE_WEIGHTS` (or `$VIDMATTE_<NAME>_WEIGHTS`, e.g. VIDMATTE_INDEXNET_WEIGHTS);
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidmatte.models.errors import WeightsError
-from vidmatte.models.weights.folder import CONFIG_NAME, TENSORS_NAME
+from vidmatte.models.weights.folder import CONFIG_NAME, TENSORS_NAME, read_config
 
 if TYPE_CHECKING:  # torch is imported lazily: resolution and --help must stay light
     import torch
@@ -84,13 +84,6 @@ class ResolvedWeights:
 
 
 # ---------------------------------------------------------------- locations and switches
-
-
-def read_config(folder: str | Path) -> dict[str, Any]:
-    """model_folder.read_config, imported on first use (it pulls in torch)."""
-    from vidmatte.models.weights.folder import read_config as _read
-
-    return _read(folder)
 
 
 def assets_weights_dir() -> Path:

@@ -11,7 +11,7 @@ IndexNet matting. Evaluated on
   trimap IoU of the pipeline's trimaps against trimaps made from the GT mask with the same
   band rule (models/trimap.py), and the pipeline's own time per frame;
 - ../shared/data/matting (Composition-1k, GT alpha): each matter on a trimap made from the
-  GT alpha (metrics_alpha.evaluation_trimap) — MAD, MSE, Grad, Conn over its unknown band. This isolates the matter from detection (the one
+  GT alpha (training/metrics/alpha.py: evaluation_trimap) — MAD, MSE, Grad, Conn over its unknown band. This isolates the matter from detection (the one
   GT-alpha item, c1k_spring, is a plant that no person detector finds).
 
 Persons are merged by max (the DAVIS masks cover every foreground person). Heavy modules
@@ -28,10 +28,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from vidmatte.matting.config import PipelineConfig
 from vidmatte.models.errors import InputError, UsageError, guarded_main
 
 PROG = "vidmatte-baseline"
@@ -135,7 +135,7 @@ def evaluate_vos(
 
 def evaluate_matters(seq_dir: Path, matters: dict, scales: tuple[int, ...] = (4, 1)) -> list[dict]:
     """Each matter (label -> models.matter.Matter) on every GT-alpha item, given the trimap
-    made from the GT alpha (metrics_alpha.evaluation_trimap: the stored one has no
+    made from the GT alpha (training/metrics/alpha.py evaluation_trimap: the stored one has no
     foreground), at 1/scale of the stored size. Two scales because c1k_spring is a plant
     whose unknown region is 63 % of the image: at 1/4 it is band-sized for the solvers'
     tiles (like a person's edge band), at full size it shows how each matter copes with a
@@ -177,7 +177,7 @@ class Method:
     """One row group: a label and the pipeline settings that produce it."""
 
     label: str
-    config: Any  # matting.pipeline.PipelineConfig
+    config: PipelineConfig
 
 
 def default_methods(
@@ -274,6 +274,12 @@ def _main(argv: list[str] | None) -> int:
     )  # fmt: skip
     p.add_argument("--indexnet", type=Path, help="IndexNet model folder (with the last student)")
     p.add_argument("--skip-teacher", action="store_true", help="leave out the baseline rows")
+    p.add_argument(
+        "--validation", action="store_true",
+        help="the instance-source report on validation.toml's items (validation_report.py)",
+    )  # fmt: skip
+    p.add_argument("--cache", type=Path, help="--validation: reference-track cache folder")
+    p.add_argument("--md", type=Path, help="--validation: also write the Markdown tables")
     p.add_argument("--json", type=Path)
     p.add_argument(
         "--card-metrics", type=Path, metavar="DIR",
@@ -288,6 +294,22 @@ def _main(argv: list[str] | None) -> int:
     methods = default_methods(args.teacher_dir or shared_weights(), students, args.indexnet)
     if args.skip_teacher:
         methods = [m for m in methods if m.label != "teacher"]
+    if args.validation:
+        from vidmatte.training.eval.validation_report import markdown, run_validation
+
+        for m in methods:
+            if m.label == "teacher":
+                m.label = "per-frame teacher"
+        report = run_validation(
+            methods, args.teacher_dir or shared_weights(), args.cache, args.only
+        )
+        md = markdown(report)
+        print(md)
+        if args.json:
+            write_atomic(args.json, json.dumps(json_safe(report), indent=2) + "\n", args.overwrite)
+        if args.md:
+            write_atomic(args.md, md, args.overwrite)
+        return 0
     rows = run_methods(data, methods, args.max_frames, args.flow, args.only)
     cols = [
         "data",

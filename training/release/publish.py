@@ -113,5 +113,5 @@ def run(args: argparse.Namespace) -> int:
             raise OutputError(f"cannot publish to {repo_id}: {first}") from None
     oid = getattr(info, "oid", None)
     print(f"published {repo_id} at commit {oid}")
-    print(f"pin it: HUB_REPOS[...] = ({repo_id!r}, {oid!r}) in vidmatte/models/weights.py")
+    print(f"pin it: HUB_REPOS[...] = ({repo_id!r}, {oid!r}) in models/weights/resolution.py")
     return 0
