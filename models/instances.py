@@ -24,7 +24,8 @@ Fields (tensors may live on any device, e.g. the network's):
     mask_crops:   N tensors (y1-y0, x1-x0) float in [0, 1], the probability that a pixel
                   belongs to the instance; for trimap outputs 1 - P(background).
     trimap_crops: N tensors (3, y1-y0, x1-x0) float softmax (background, unknown,
-                  foreground), or None for sources that predict only masks.
+                  foreground): the `probs` encoding of models/trimap.py, which owns every
+                  trimap conversion; None for sources that predict only masks.
     image_size:   (H, W) of the image.
 
 Views: `masks` (N, H, W) and `trimaps` (N, 3, H, W) build full-frame tensors on demand,
@@ -38,10 +39,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-#: Trimap class order everywhere: channel/probability index and the uint8 PNG values.
-TRIMAP_CLASSES = ("background", "unknown", "foreground")
-TRIMAP_VALUES = (0, 128, 255)
 
 Window = tuple[int, int, int, int]
 

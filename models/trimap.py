@@ -6,24 +6,28 @@ elsewhere guesses an encoding from the values: callers convert explicitly):
 
     trimap   uint8 (H, W) or (N, H, W), BG / UNKNOWN / FG = 0 / 128 / 255. Files
              (`--save-trimaps`, datasets), the matters' input, `PersonFrame.trimap`, the GUI.
+             Pseudo-label files may also hold IGNORE_LEVEL (64) where the whole-video
+             teacher is unsure (`with_ignore`); matters read it as unknown.
     classes  uint8 or long {0, 1, 2} (the index into CLASS_NAMES), IGNORE = 255 where a
              training target has no label (padding, uncertain pixels). Training targets,
              losses, metrics.
     probs    float (N, 3, h, w) softmax over (bg, unknown, fg). The trimap network's output
-             and `Instances.trimaps`; a mask-only source's trimaps as one-hot probs.
+             and `Instances.trimap_crops`; a mask-only source's trimaps as one-hot probs.
     unit     float {0, 0.5, 1}. IndexNet's 4th input channel.
-    masks    float [0, 1] (or bool) (N, H, W) instance masks; the band rule below turns
-             them into trimaps.
+    masks    float [0, 1] (or bool, or uint8 0/255) instance masks; the band rule below
+             turns them into trimaps (whole frames, or per person window).
 
-    masks   --masks_to_trimaps-->  trimap  --trimap_to_classes-->  classes
-    alpha   --trimap_from_alpha--> trimap  <--classes_to_trimap--  classes
-    probs   --probs_to_trimaps-->  trimap  --trimaps_to_probs-->   probs (one-hot)
-    probs   --probs_to_classes-->  classes --classes_to_unit-->    unit
-    trimap  --trimap_to_unit-->    unit    (tensors, on the matter's device)
+    masks   --masks_to_trimaps / masks_to_trimap_windows-->  trimap
+    alpha   --trimap_from_alpha-->  trimap
+    trimap  --trimap_to_classes-->  classes  --classes_to_trimap-->  trimap
+    probs   --probs_to_trimaps-->   trimap   --trimaps_to_probs-->   probs (one-hot)
+    probs   --probs_to_classes-->   classes  --classes_to_unit-->    unit
+    trimap  --trimap_to_unit-->     unit     (tensors, on the matter's device)
+    trimap  --known_alpha / unknown_region-->  what a matter copies / computes
 
-`trimap_to_classes` reads < 64 as background and >= 192 as foreground, so trimaps that went
-through lossy files still read right; the matters treat every value that is neither 0 nor
-255 as unknown (`unknown_region`).
+`trimap_to_classes` reads < 64 as background and >= 192 as foreground (IGNORE_LEVEL as
+IGNORE), so trimaps that went through lossy files still read right; the matters treat
+every value that is neither 0 nor 255 as unknown (`unknown_region`).
 
 Band rule (paper V-B: "dilate and erode the edge of the binary mask for each instance"):
 the unknown band of an instance reaches `r = band_width(mask)` pixels on each side of the
