@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "vidmatte.training.labels.distil_alpha",
         "alpha mattes of pseudo-labelled people from the classical matter (IndexNet data)",
     ),
+    "background-matting": (
+        "vidmatte.training.labels.background_matting",
+        "matting triplets (image, alpha, fg) from static-camera / plain-backdrop clips",
+    ),
     "fit": ("vidmatte.training.fit", "train the trimap network (or IndexNet) from a config"),
     "calibrate": (
         "vidmatte.training.labels.calibrate",

@@ -1,8 +1,9 @@
 """The matting contract: per-person trimaps -> soft alpha mattes, shared helpers, the factory.
 
 Matters share one call: `IndexNetMatter` (matters/indexnet.py, learned, needs a model
-folder) and `ClassicalMatter` (matters/classical.py, closed-form matting, needs nothing;
-the quality reference).
+folder), `ClassicalMatter` (matters/classical.py, closed-form matting, needs nothing;
+the quality reference) and `FastMatter` (matters/fast.py, closed-form on a coarse grid
+with guided upsampling: the CPU default).
 Both only work on the unknown band: known pixels are copied from the trimap exactly, and
 the work is confined to tiles that touch the band, so a frame whose band is thin costs
 little at any resolution (4K included). `band_tiles` and `blend_weights` are the tiling
@@ -19,12 +20,12 @@ import numpy as np
 
 from vidmatte.models.errors import InputError, UsageError, WeightsError
 
-KINDS = ("classical", "indexnet")
+KINDS = ("classical", "fast", "indexnet")
 
 
 @runtime_checkable
 class Matter(Protocol):
-    name: str  # "indexnet" | "classical"
+    name: str  # "indexnet" | "classical" | "fast"
 
     def __call__(self, image: np.ndarray, trimaps: np.ndarray) -> np.ndarray:
         """image uint8 H×W×3 RGB; trimaps uint8 (N,H,W) 0/128/255 -> float32 (N,H,W) alpha."""
@@ -109,11 +110,15 @@ def build_matter(
     device: str = "cpu",
     fp16: bool = False,
 ) -> Matter:
-    """The matter for `kind`: "classical" (needs nothing) or "indexnet" (a model folder)."""
+    """The matter for `kind`: "classical", "fast" (need nothing) or "indexnet" (a model folder)."""
     if kind == "classical":
         from vidmatte.models.matters.classical import ClassicalMatter
 
         return ClassicalMatter()
+    if kind == "fast":
+        from vidmatte.models.matters.fast import FastMatter
+
+        return FastMatter()
     if kind != "indexnet":
         raise UsageError(f"unknown matter {kind!r} (choose from {', '.join(KINDS)})")
     if weights is None:
