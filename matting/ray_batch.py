@@ -72,8 +72,31 @@ class TaskResult:
     attempts: int = 1  # filled in by the driver (retries after worker/node deaths + 1)
 
 
-def import_ray():
-    """Ray, or a one-line UsageError (exit 2) that says what to install."""
+def _loopback(address: str) -> bool:
+    """A local cluster (no address, `local`) or one at a loopback address."""
+    if not address or address == "local":
+        return True
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def import_ray(address: str = ""):
+    """Ray, or a one-line UsageError (exit 2) that says what to install. For a cluster on
+    this machine alone (`_loopback`), Ray is told before it loads to use the loopback
+    interface (it otherwise advertises, and dials, the machine's network address)."""
+    if _loopback(address):
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    token_file = Path.home() / ".ray" / "auth_token"
+    if (
+        address
+        and address != "local"
+        and "RAY_AUTH_MODE" not in os.environ
+        and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file())
+    ):
+        # Clusters started by `ray start` use token authentication by default; a driver
+        # joining one presents $RAY_AUTH_TOKEN or ~/.ray/auth_token (README, Batches).
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
@@ -84,8 +107,7 @@ def import_ray():
 def _connect(ray, opts: RayOptions) -> bool:
     """Join the cluster at the address (or $RAY_ADDRESS), or start a local one on loopback.
     Returns True where we started it (and so must stop it)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    address = opts.address or os.environ.get("RAY_ADDRESS", "")
+    address = _address(opts)
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
     common = dict(
         runtime_env={"env_vars": env} if env else None,
@@ -100,12 +122,14 @@ def _connect(ray, opts: RayOptions) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise UsageError(f"--ray {address}: cannot join the Ray cluster ({e})") from None
         return False
-    # A cluster of this machine alone: bind everything to the loopback interface (Ray
-    # otherwise advertises the machine's own network address).
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # A cluster of this machine alone, on the loopback interface (import_ray).
     os.environ.pop("RAY_ADDRESS", None)
     ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
     return True
+
+
+def _address(opts: RayOptions) -> str:
+    return opts.address or os.environ.get("RAY_ADDRESS", "")
 
 
 def _absolute(config: PipelineConfig) -> PipelineConfig:
@@ -123,7 +147,7 @@ def _absolute(config: PipelineConfig) -> PipelineConfig:
 _PIPELINES: dict[str, Any] = {}  # per worker process: models load once per config
 
 
-def _probe(marker: str, token: str, inputs: list[str]) -> list[str]:
+def probe_storage(marker: str, token: str, inputs: list[str]) -> list[str]:
     """On one node: what of the batch's storage it cannot see."""
     import socket
 
@@ -234,7 +258,7 @@ def run_batch(
     say,
 ) -> int:
     """Run every (input, output folder) as one Ray task; returns the CLI's exit code."""
-    ray = import_ray()
+    ray = import_ray(_address(opts))
     jobs = [(p.absolute(), o.absolute()) for p, o in jobs]
     config = _absolute(config)
     batch = uuid.uuid4().hex
@@ -285,7 +309,7 @@ def _check_storage(ray, jobs: list[tuple[Path, Path]], token: str) -> None:
     make_dirs(marker.parent)
     atomic_write_text(marker, token)
     try:
-        probe = ray.remote(_probe).options(num_cpus=0)
+        probe = ray.remote(probe_storage).options(num_cpus=0)
         refs = [
             probe.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)

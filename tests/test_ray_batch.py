@@ -139,12 +139,12 @@ def test_killed_worker_is_retried_and_resumes_to_identical_files(tmp_path, clips
 
 
 def test_probe_names_what_a_node_cannot_see(tmp_path):
-    from vidmatte.matting.ray_batch import _probe
+    from vidmatte.matting.ray_batch import probe_storage
 
     marker = tmp_path / ".vidmatte-ray-x"
     marker.write_text("tok")
-    assert _probe(str(marker), "tok", [str(marker)]) == []
-    got = _probe(str(tmp_path / "elsewhere"), "tok", [str(tmp_path / "gone.mp4")])
+    assert probe_storage(str(marker), "tok", [str(marker)]) == []
+    got = probe_storage(str(tmp_path / "elsewhere"), "tok", [str(tmp_path / "gone.mp4")])
     assert got[0].startswith("out:") and got[1].endswith(str(tmp_path / "gone.mp4"))
 
 
