@@ -68,16 +68,12 @@ def load_onnx_initializers(
     initialisation would train from half-random weights without anyone noticing).
     Returns the number of tensors loaded.
     """
+    from vidmatte.models.weights.state_dict import load_state_strict
+
     params = {k[len(prefix) :]: v for k, v in onnx_parameters(path).items() if k.startswith(prefix)}
     own = module.state_dict()
-    missing = [k for k in own if k not in params]
-    wrong = [k for k in own if k in params and tuple(params[k].shape) != tuple(own[k].shape)]
-    if wrong or (strict and missing):
-        first = (wrong + missing)[0]
-        raise WeightsError(
-            f"{path} does not fit {type(module).__name__}: {len(missing)} missing, "
-            f"{len(wrong)} mis-shaped tensors (first: {first})"
-        )
     state = {k: torch.from_numpy(np.array(params[k], copy=True)) for k in own if k in params}
-    module.load_state_dict(state, strict=strict)
+    # not strict: what the file lacks keeps the module's own values (a partial init)
+    keep = () if strict else [k for k in own if k not in params]
+    load_state_strict(module, state, path, optional=keep)
     return len(state)

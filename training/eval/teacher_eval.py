@@ -41,6 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidmatte.matting.io.atomic import atomic_path, atomic_write_text
+
 VOS_SETS = ("data/vos", "data/train/vos")
 
 
@@ -197,9 +199,8 @@ def _records(ensemble, seq: SeqData, cache: Path | None, preset: str):
             d.update({f"s{t}_{k}": v for k, v in strong[t].to_npz().items()})
             d.update({f"l{t}_{k}": v for k, v in lights[t].to_npz().items()})
         d.update({f"time_{k}": np.array(v) for k, v in times.items()})
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **d)
-        tmp.replace(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **d)
     return strong, lights, times
 
 
@@ -443,13 +444,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r), flush=True)
     result = {"vos": rows, "instances": inst_rows, "every": args.every, "max_side": args.max_side}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     md = _fmt_table(rows, ["data", "method", "frames", "J", "F", "TC", "TC_gt", "missed",
                            "id_switches", "s_per_labelled"])  # fmt: skip
     if inst_rows:
         md += "\n\n" + _fmt_table(inst_rows, ["data", "method", "people", "found", "merged"])
     if args.md:
-        args.md.write_text(md + "\n")
+        atomic_write_text(args.md, md + "\n")
     print(md)
     return 0
 
