@@ -164,7 +164,7 @@ def test_2_same_file_names_in_different_folders_get_their_own_folders(
 # ------------------------------------------------------------------ 3. resume of a finished range export
 
 
-@pytest.mark.parametrize("fmt", ["ffv1"])
+@pytest.mark.parametrize("fmt", ["prores", "webm", "ffv1"])
 def test_3_resume_keeps_a_finished_container_export_with_a_range(tmp_path, astro, teacher, fmt):
     out = tmp_path / "out"
     args = [str(astro), "--out", str(out), "--format", fmt, "--start", "2", "--end", "5", "-q"]
