@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vidmatte.matting.config import PipelineConfig
+from vidmatte.matting.io.atomic import atomic_path
 from vidmatte.matting.tracking.tracks import TrackInfo, TrackStore
 from vidmatte.models.errors import UsageError
 
@@ -315,7 +316,8 @@ def process_job(
                 }
                 if person.alpha is not None:
                     arrays["alpha"] = person.alpha
-                np.savez_compressed(file, **arrays)
+                with atomic_path(file) as tmp, open(tmp, "wb") as f:
+                    np.savez_compressed(f, **arrays)
                 people[tid] = (person.score, CacheEntry(file, tuple(person.box)))
             frames += 1
             yield ProcessedFrame(result.frame.index, result.frame.rgb, people)

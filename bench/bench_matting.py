@@ -149,8 +149,9 @@ def main() -> None:
     result = run(quick=args.quick)
     print(f"peak RSS {result['peak_rss_mb']} MB")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        from vidmatte.matting.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
