@@ -116,17 +116,20 @@ def precompute_flow(task) -> int:
 
     ds = task.build_train_set(0, 1)
     video = ds.video if isinstance(ds, MixedDataset) else None
-    if video is None or video.flow_cache is None:
+    if video is None or getattr(video, "flow_cache", True) is None:
         raise UsageError("--precompute-flow needs a video dataset with data.flow = 'dis'")
-    pairs = list(video.flow_pairs())
+    n = 0
+    for part in getattr(video, "parts", [video]):  # ConcatVideoDataset: each its own cache
+        pairs = list(part.flow_pairs())
 
-    def progress(k: int) -> None:
-        if k % 50 == 0 or k == len(pairs):
-            sys.stderr.write(f"\rflow {k}/{len(pairs)}")
-            sys.stderr.flush()
+        def progress(k: int, total: int = len(pairs)) -> None:
+            if k % 50 == 0 or k == total:
+                sys.stderr.write(f"\rflow {k}/{total}")
+                sys.stderr.flush()
 
-    n = video.flow_cache.precompute(pairs, video.load_by_index, progress)
-    sys.stderr.write(f"\nflow cache: {n} new pairs in {video.flow_cache.folder}\n")
+        got = part.flow_cache.precompute(pairs, part.load_by_index, progress)
+        sys.stderr.write(f"\nflow cache: {got} new pairs in {part.flow_cache.folder}\n")
+        n += got
     return n
 
 

@@ -106,9 +106,19 @@ class TrimapLoss(nn.Module):
             }
             for m, t in zip(batch["masks"], batch["trimaps"], strict=True)
         ]
-        parts = dict(self.model(images[:, 0], targets))
+        temporal = self.cfg.temporal_weight > 0 and self.flow != "none"
+        feats = None
+        if temporal and hasattr(self.model, "losses_from_features"):
+            # one forward of all 3B frames: the labelled frames' features serve both losses
+            b = images.shape[0]
+            used = images[:, [0, *self.cfg.pairs()]]  # frame-major: all t, then f / b
+            feats = self.model.features(used.transpose(0, 1).reshape(-1, *images.shape[2:]))
+            first = ([c[:b] for c in feats[0]], [k[:b] for k in feats[1]], feats[2][:b])
+            parts = dict(self.model.losses_from_features(images[:, 0], targets, first))
+        else:
+            parts = dict(self.model(images[:, 0], targets))
         loss = self.cfg.cate_weight * parts["loss_cate"] + self.cfg.mask_weight * parts["loss_mask"]
-        if self.cfg.temporal_weight > 0 and self.flow != "none":
+        if temporal:
             lt = temporal_loss(
                 self.model,
                 images,
@@ -119,6 +129,8 @@ class TrimapLoss(nn.Module):
                 batch["valid"],
                 self.cfg.occlusion_scale,
                 batch["trimaps"] if self.cfg.normalise == "instance" else None,
+                feats=feats,
+                pairs=self.cfg.pairs(),
             )
             parts["loss_temporal"] = lt
             loss = loss + self.cfg.temporal_weight * lt
@@ -266,6 +278,10 @@ class TrimapTask:
         self.eval_cfg = from_dict(EvalConfig, config.get("eval"), "eval")
         if self.loss.normalise not in ("instance", "image"):
             raise UsageError("[loss] normalise must be 'instance' or 'image'")
+        try:
+            self.loss.pairs()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         if self.data.flow not in ("dis", "raft", "none"):
             raise UsageError(f"[data] flow must be dis, raft or none, not {self.data.flow!r}")
         if not self.data.dataset and not self.data.matting:
@@ -323,9 +339,7 @@ class TrimapTask:
                     )
                     for k, x in enumerate(d.extra_datasets)
                 ]
-                video = ConcatVideoDataset(
-                    [video, *extra], [1] + [d.extra_repeat] * len(extra)
-                )
+                video = ConcatVideoDataset([video, *extra], [1] + [d.extra_repeat] * len(extra))
         matting = None
         if d.matting and (d.matting_ratio > 0 or video is None):
             bgs = []

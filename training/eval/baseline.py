@@ -134,7 +134,7 @@ def evaluate_vos(
 
 
 def evaluate_matters(seq_dir: Path, matters: dict, scales: tuple[int, ...] = (4, 1)) -> list[dict]:
-    """Each matter (label -> models.matter.Matter) on every GT-alpha item, given the trimap
+    """Each matter (label -> models/matters/base.py Matter) on every GT-alpha item, given the trimap
     made from the GT alpha (training/metrics/alpha.py evaluation_trimap: the stored one has no
     foreground), at 1/scale of the stored size. Two scales because c1k_spring is a plant
     whose unknown region is 63 % of the image: at 1/4 it is band-sized for the solvers'
