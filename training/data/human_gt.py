@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidmatte.matting.io.atomic import atomic_write_text
 from vidmatte.models.errors import InputError, UsageError, guarded_main
 
 CIHP = "data/train/instances/cihp_pgn_samples"
@@ -149,9 +150,7 @@ def build_human_gt(out: Path, shared: Path, teacher_dir: Path, max_side: int = 4
         "settings": {"max_side": max_side},
         "videos": videos,
     }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / "manifest.json")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return counts
 
 

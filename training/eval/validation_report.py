@@ -183,9 +183,12 @@ def reference_tracks(
             out.setdefault(int(lab.track_id), {})[int(t)] = np.asarray(lab.mask, bool)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **{f"{a}_{t}": m for a, fr in out.items() for t, m in fr.items()})
-        tmp.replace(path)
+        from vidmatte.matting.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, **{f"{a}_{t}": m for a, fr in out.items() for t, m in fr.items()}
+            )
     return out
 
 
