@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -262,7 +263,15 @@ def run_batch(
     jobs = [(p.absolute(), o.absolute()) for p, o in jobs]
     config = _absolute(config)
     batch = uuid.uuid4().hex
+    term = signal.getsignal(signal.SIGTERM)
     _connect(ray, opts)
+    terminated: list[int] = []
+
+    def on_term(signum, frame) -> None:  # Ray's own handler aborts the driver
+        terminated.append(signum)
+        raise KeyboardInterrupt  # Ray's waits turn any interrupt into a plain one anyway
+
+    signal.signal(signal.SIGTERM, on_term)
     refs: dict = {}
     try:
         _check_storage(ray, jobs, batch)
@@ -285,9 +294,13 @@ def run_batch(
         # (resumable: rerun the same command with --resume); give them a moment to do so.
         for ref in refs:
             ray.cancel(ref)
-        ray.wait(list(refs), num_returns=len(refs), timeout=30)
+        if refs:
+            ray.wait(list(refs), num_returns=len(refs), timeout=30)
+        if terminated and callable(term):
+            term(signal.SIGTERM, None)  # the CLI's handler: reported as SIGTERM (143)
         raise
     finally:
+        signal.signal(signal.SIGTERM, term)
         ray.shutdown()  # stops a cluster we started; only disconnects from one we joined
     return _report([p for p, _ in jobs], results, say)
 
