@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := $(wildcard ../shared/weights)
 
-.PHONY: demo test lint format bench gui clean weights
+.PHONY: demo test lint format bench profile gui clean weights
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# every benchmark -> bench_results/bench-*.json + .md, then the README's speed tables from it
+# (BENCH_ARGS=--quick for a short run); `make profile` adds py-spy/torch.profiler summaries
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+	$(BIN)/python -m bench.readme
+
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile_pipeline --out bench_results/profile.md \
+		$(if $(SHARED_WEIGHTS),&& $(BIN)/python -m bench.profile_pipeline \
+		--teacher-dir $(SHARED_WEIGHTS) --out bench_results/profile.md)
 
 # Rebuild the shipped weights from ../shared with the recipe in training/configs/shipped*.toml
 # (2-core CPU: about 2 hours). Results land in $(RUNS): the model folders in export/, the

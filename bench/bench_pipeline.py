@@ -1,127 +1,202 @@
-"""End-to-end pipeline speed: fps, per-frame latency p50/p99, where the time goes, and
-peak memory against input length.
+"""End-to-end pipeline against its own stages, per-frame latency, and peak memory (issue 20).
 
-    python -m bench.bench_pipeline [--quick]
+    python -m bench.bench_pipeline [--quick] [--only-memory | --no-memory]
 
-Inputs are real clips from ../shared/data (the three dancers at 720p, the white-background
-dancer at 1080p) cut to their first frames. The working default path runs (teacher +
-classical matter, or the trained network when its weights are found). Baseline measured
-in the same run: decode-only fps of the same frames — the floor the pipeline is compared
-with. Stage shares come from the pipeline's own timers (decode wait, network/teacher,
-association, matting) and the export thread's encode time. Peak memory runs in a child
-process per length on a looped 640x360 clip, so one run's allocations do not hide
-another's: memory must stay flat as the input grows (streaming).
+What runs: the default path, i.e. what `vidmatte-cli` picks with nothing configured
+(`PipelineConfig()`: today the shipped trimap network, or the teacher when
+$VIDMATTE_TEACHER_DIR is set), and the configured teacher (`--teacher-dir ../shared/weights`)
+when that is a different path. Clips: the three dancers at 720p and their 1080p/4K
+upscales (bench/clips.py builds them on the fly, outside the repo).
+
+Speed, all in one run on the same frames, so the ratios are honest on a busy machine:
+- each stage alone: decode; instances (source.detect with the person filter); association
+  + trimaps; matting (the pipeline's matting pool on per-person crops); encode (PNG);
+- end to end through the CLI's runner (stages overlapped, export thread behind), its
+  fps / the slowest stage's fps (target >= 0.9), and per-frame latency p50, p99 (frame
+  entered the instance stage -> result ready; target p99/p50 <= 1.3).
+Memory: peak RSS (VmHWM) of the whole CLI in a child process per clip: 720p, 1080p, 4K
+(targets 1.5 / 2 / 2.5 GB) and a 30 s against a 3 s clip (target <= 1.05x). The load
+average is recorded: on a shared machine compare ratios, not absolute fps.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-CLIPS = {"720p": "maggie_three_dancers.mp4", "1080p": "romp_dance_whitebg.mp4"}
+GB = 1024.0  # MiB
+
+TARGETS = {
+    "overlap": 0.9,  # e2e fps / slowest stage fps >= this
+    "latency_ratio": 1.3,  # p99 / p50 <= this
+    "peak_720p": 1.5 * GB,
+    "peak_1080p": 2.0 * GB,
+    "peak_2160p": 2.5 * GB,
+    "length_ratio": 1.05,
+}
 
 
-def _videos() -> Path:
-    from vidmatte.models.shared import shared_data
+def _paths() -> list[tuple[str, dict]]:
+    """(label, PipelineConfig kwargs): the default path, and the configured teacher when
+    the default is not already that."""
+    from vidmatte.models.shared import shared_weights
+    from vidmatte.models.teachers.base import find_teacher_dir
 
-    data = shared_data()
-    if data is None:
-        raise RuntimeError("../shared/data is missing")
-    return data / "videos"
+    paths = [("default", {})]
+    w = shared_weights()
+    if w is not None and find_teacher_dir(None) is None:
+        paths.append(("teacher", {"teacher_dir": str(w)}))
+    return paths
 
 
-def _pipeline():
+def _pipeline(kwargs: dict):
     from vidmatte.matting.config import PipelineConfig
     from vidmatte.matting.pipeline import Pipeline
-    from vidmatte.models.shared import shared_weights
 
-    w = shared_weights()
-    return Pipeline(PipelineConfig(teacher_dir=str(w) if w else None))
+    return Pipeline(PipelineConfig(**kwargs))
 
 
-def _decode_fps(path: Path, frames: int) -> float:
-    from vidmatte.matting.io.video import open_video
-
-    with open_video(path) as r:
-        t0 = time.perf_counter()
-        n = sum(1 for _ in r.frames(0, frames))
-        return n / (time.perf_counter() - t0)
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
 
 
-def _e2e(pipe, path: Path, frames: int) -> dict:
+def stage_rates(pipe, clip: Path, frames: int) -> dict:
+    """Frames per second of each stage alone, on the same frames, in stage order; each
+    stage's input is the previous stage's output, computed beforehand."""
     from vidmatte.matting.io.export import ExportConfig, Exporter
     from vidmatte.matting.io.video import open_video
+    from vidmatte.matting.pipeline import FrameResult, PersonFrame, matte_person
+    from vidmatte.matting.tracking.association import AssociationConfig, Associator
 
-    with tempfile.TemporaryDirectory() as tmp, open_video(path) as reader:
-        exporter = Exporter(Path(tmp) / "out", reader.info, ExportConfig(fmt="png"), end=frames)
-        stamps = []
-        encode = 0.0
+    with open_video(clip) as r:
+        info = r.info
         t0 = time.perf_counter()
-        for result in pipe.process(reader, end=frames):
-            stamps.append(time.perf_counter())
-            te = time.perf_counter()
-            exporter.write(result)
-            encode += time.perf_counter() - te
-        exporter.close()
-        total = time.perf_counter() - t0
-        info = reader.info
-    lat = np.diff([t0, *stamps]) * 1e3
-    shares = {**pipe.timings, "encode": encode}
-    row = {
-        "size": f"{info.width}x{info.height}",
-        "frames": len(stamps),
-        "fps": len(stamps) / total,
-        "latency_ms_p50": float(np.percentile(lat[1:] if len(lat) > 2 else lat, 50)),
-        "latency_ms_p99": float(np.percentile(lat[1:] if len(lat) > 2 else lat, 99)),
+        decoded = list(r.frames(0, frames))
+        decode = time.perf_counter() - t0
+    n = len(decoded)
+    select = pipe.select()
+    t0 = time.perf_counter()
+    found = [pipe.source.detect([f.rgb], select=select)[0] for f in decoded]
+    network = time.perf_counter() - t0
+    assoc = Associator(pipe.config.association or AssociationConfig())
+    t0 = time.perf_counter()
+    people = []  # per frame: [(tid, score, box, window, trimap)]
+    for f, inst in zip(decoded, found, strict=True):
+        ids = assoc.update(f.index, inst).track_ids
+        tris = pipe.source.trimaps(inst)
+        boxes, scores = inst.boxes.tolist(), inst.scores.tolist()
+        people.append(
+            [
+                (k + 1 if t is None else t, scores[k], tuple(boxes[k]), *tris[k])
+                for k, t in enumerate(ids)
+            ]
+        )
+    association = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(pipe.matting_workers) as pool:
+        futures = [
+            [pool.submit(matte_person, pipe.matter, f.rgb, p[3], p[4]) for p in ps]
+            for f, ps in zip(decoded, people, strict=True)
+        ]
+        alphas = [[fu.result() for fu in fs] for fs in futures]
+    matting = time.perf_counter() - t0
+    size = (info.height, info.width)
+    results = [
+        FrameResult(
+            frame=f,
+            people={
+                tid: PersonFrame(score, box, win, size, tri, a)
+                for (tid, score, box, win, tri), a in zip(ps, al, strict=True)
+            },
+        )
+        for f, ps, al in zip(decoded, people, alphas, strict=True)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        ex = Exporter(Path(tmp) / "o", info, ExportConfig(fmt="png"), end=n)
+        t0 = time.perf_counter()
+        for res in results:
+            ex.write(res)
+        ex.close()
+        encode = time.perf_counter() - t0
+    persons = sum(len(p) for p in people) / max(n, 1)
+    return {
+        "decode": _rate(n, decode),
+        "instances": _rate(n, network),
+        "association": _rate(n, association),
+        "matting": _rate(n, matting),
+        "encode": _rate(n, encode),
+        "persons_per_frame": persons,
     }
-    for k, v in shares.items():
-        row[f"share_{k}"] = round(v / total, 3)
+
+
+def end_to_end(pipe, clip: Path, frames: int) -> dict:
+    """The CLI's runner on the same frames: fps, latency p50/p99 (ms)."""
+    from vidmatte.matting.io.export import ExportConfig
+    from vidmatte.matting.runner import run_one
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        s = run_one(clip, Path(tmp) / "o", pipe, ExportConfig(fmt="png"), end=str(frames))
+        wall = time.perf_counter() - t0
+    lat = np.asarray(pipe.latencies[1:] or pipe.latencies) * 1e3  # the first pays warm-up
+    return {
+        "fps": _rate(s.frames, wall),
+        "latency_ms_p50": float(np.percentile(lat, 50)),
+        "latency_ms_p99": float(np.percentile(lat, 99)),
+    }
+
+
+def speed_row(label: str, kwargs: dict, size: str, frames: int) -> dict:
+    import torch
+
+    from bench.clips import three_dancers
+
+    clip = three_dancers(size)
+    pipe = _pipeline(kwargs)
+    cuda = pipe.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    load0 = os.getloadavg()[0]
+    rates = stage_rates(pipe, clip, frames)
+    e2e = end_to_end(pipe, clip, frames)
+    stages = {k: v for k, v in rates.items() if k != "persons_per_frame"}
+    slowest = min(stages, key=stages.get)
+    row = {
+        "path": label,
+        "summary": pipe.summary_line(),
+        "clip": f"three dancers {size}",
+        "frames": frames,
+        "persons": round(rates["persons_per_frame"], 2),
+        **{f"{k}_fps": round(v, 3) for k, v in stages.items()},
+        "e2e_fps": round(e2e["fps"], 3),
+        "slowest": slowest,
+        "e2e_vs_slowest": round(e2e["fps"] / stages[slowest], 3),
+        "latency_ms_p50": round(e2e["latency_ms_p50"], 1),
+        "latency_ms_p99": round(e2e["latency_ms_p99"], 1),
+        "latency_p99_p50": round(e2e["latency_ms_p99"] / e2e["latency_ms_p50"], 3),
+        "load": round((load0 + os.getloadavg()[0]) / 2, 2),
+    }
+    row["fps_sum_model"] = round(1 / sum(1 / v for v in stages.values()), 3)
+    if cuda:
+        row["gpu_mem_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return row
 
 
-def _looped_clip(path: Path, seconds: float, out: Path, size=(640, 360), fps: int = 25) -> None:
-    """A clip of the given length looping the source's first second. 640x360 keeps the
-    dancers' bands larger than one closed-form tile, so the tiled solver (where a leak was
-    once found) runs on every frame."""
-    import av
-    import cv2
-
-    from vidmatte.matting.io.video import open_video
-
-    with open_video(path) as r:
-        src = [cv2.resize(f.rgb, size, interpolation=cv2.INTER_AREA) for f in r.frames(0, fps)]
-    with av.open(str(out), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(int(seconds * fps)):
-            k = i % (2 * len(src) - 2)  # ping-pong so the motion is continuous
-            img = src[k if k < len(src) else 2 * len(src) - 2 - k]
-            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        c.mux(s.encode())
-
-
-def _memory_child(clip: str) -> None:
-    """Run the whole CLI path on one clip; print peak RSS (MiB) as JSON."""
-    from vidmatte.matting.cli import main
-
-    with tempfile.TemporaryDirectory() as tmp:
-        from vidmatte.models.shared import shared_weights
-
-        code = main([clip, "--out", tmp + "/o", "--quiet", "--teacher-dir", str(shared_weights())])
-    print(json.dumps({"code": code, "peak_mib": peak_rss_mib()}))
-
-
+# ---------------------------------------------------------------------- memory
 def peak_rss_mib() -> float:
     """This process's peak RSS. VmHWM belongs to the address space, which exec replaces;
     ru_maxrss is inherited across fork+exec on Linux and would report the parent's peak."""
+    import resource
+
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -131,63 +206,141 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _memory(seconds: float) -> dict:
+def _memory_child(clip: str, frames: int, teacher_dir: str | None) -> None:
+    """The whole CLI on one clip; prints {"code", "peak_mib", "seconds"} as JSON."""
+    from vidmatte.matting.cli import main
+
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "loop.mp4"
-        _looped_clip(_videos() / CLIPS["720p"], seconds, clip)
+        args = [clip, "--out", tmp + "/o", "--quiet", "--end", str(frames)]
+        if teacher_dir:
+            args += ["--teacher-dir", teacher_dir]
         t0 = time.perf_counter()
-        r = subprocess.run(
-            [sys.executable, "-m", "bench.bench_pipeline", "--memory-child", str(clip)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        res = json.loads(r.stdout.strip().splitlines()[-1])
+        code = main(args)
+    out = {"code": code, "peak_mib": peak_rss_mib(), "seconds": time.perf_counter() - t0}
+    print(json.dumps(out))
+
+
+def memory_row(label: str, kwargs: dict, what: str, clip: Path, frames: int) -> dict:
+    cmd = [sys.executable, "-m", "bench.bench_pipeline", "--memory-child", str(clip)]
+    cmd += ["--frames", str(frames)]
+    if kwargs.get("teacher_dir"):
+        cmd += ["--teacher-dir", kwargs["teacher_dir"]]
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    lines = [ln for ln in r.stdout.strip().splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
+        raise RuntimeError(f"memory child failed on {clip.name}: {tail[0]}")
+    res = json.loads(lines[-1])
     return {
-        "input_s": seconds,
-        "frames": int(seconds * 25),
+        "path": label,
+        "what": what,
+        "frames": frames,
         "peak_mib": round(res["peak_mib"], 1),
-        "wall_s": round(time.perf_counter() - t0, 1),
+        "seconds": round(res["seconds"], 1),
+        "load": round(os.getloadavg()[0], 2),
     }
 
 
-def run(quick: bool = False) -> dict:
-    frames = 8 if quick else 30
-    pipe = _pipeline()
-    rows = []
-    for label, name in CLIPS.items():
-        path = _videos() / name
-        decode = _decode_fps(path, frames)
-        row = {"clip": f"{label} {name}", **_e2e(pipe, path, frames)}
-        row["decode_only_fps"] = decode
-        row["e2e_vs_decode"] = row["fps"] / decode
-        rows.append(row)
-    memory = [_memory(s) for s in ((1, 4) if quick else (3, 30))]
-    return {"path": pipe.summary_line(), "rows": rows, "memory": memory}
+def memory_rows(label: str, kwargs: dict, quick: bool) -> list[dict]:
+    from bench.clips import looped, three_dancers
+
+    plan = [
+        ("720p", three_dancers("720p"), 24 if quick else 96),
+        ("1080p", three_dancers("1080p"), 8 if quick else 48),
+        ("2160p", three_dancers("2160p"), 4 if quick else 24),
+    ]
+    short, long = (1, 4) if quick else (3, 30)
+    plan += [
+        (f"{short} s 640x360", looped(short), short * 25),
+        (f"{long} s 640x360", looped(long), long * 25),
+    ]
+    return [memory_row(label, kwargs, what, clip, n) for what, clip, n in plan]
+
+
+# ---------------------------------------------------------------------- report
+def targets(speed: list[dict], memory: list[dict]) -> list[dict]:
+    out = []
+
+    def add(path, name, value, limit, ok):
+        out.append({"path": path, "target": name, "value": round(value, 3), "limit": limit,
+                    "holds": bool(ok)})  # fmt: skip
+
+    for r in speed:
+        tag = f"{r['clip']}"
+        add(r["path"], f"e2e / slowest stage, {tag}", r["e2e_vs_slowest"], ">= 0.9",
+            r["e2e_vs_slowest"] >= TARGETS["overlap"])  # fmt: skip
+        add(r["path"], f"latency p99/p50, {tag}", r["latency_p99_p50"], "<= 1.3",
+            r["latency_p99_p50"] <= TARGETS["latency_ratio"])  # fmt: skip
+    by = {(m["path"], m["what"]): m["peak_mib"] for m in memory}
+    for path in dict.fromkeys(m["path"] for m in memory):
+        for size, key in (("720p", "peak_720p"), ("1080p", "peak_1080p"), ("2160p", "peak_2160p")):
+            if (path, size) in by:
+                add(path, f"peak RSS MiB, {size}", by[(path, size)], f"<= {TARGETS[key]:.0f}",
+                    by[(path, size)] <= TARGETS[key])  # fmt: skip
+        lengths = [m for m in memory if m["path"] == path and m["what"].endswith("640x360")]
+        if len(lengths) == 2:
+            ratio = lengths[1]["peak_mib"] / lengths[0]["peak_mib"]
+            add(path, f"peak RSS {lengths[1]['what']} / {lengths[0]['what']}", ratio, "<= 1.05",
+                ratio <= TARGETS["length_ratio"])  # fmt: skip
+    return out
+
+
+def run(quick: bool = False, speed: bool = True, memory: bool = True) -> dict:
+    import torch
+
+    frames = 6 if quick else 24
+    sizes = ("720p",) if quick else ("720p", "1080p")
+    if torch.cuda.is_available():  # the GPU figures of the README: 1080p and 4K
+        sizes = ("1080p", "2160p") if quick else ("720p", "1080p", "2160p")
+    speed_rows, mem_rows = [], []
+    for label, kwargs in _paths():
+        if speed:
+            speed_rows += [speed_row(label, kwargs, s, frames) for s in sizes]
+        if memory:
+            mem_rows += memory_rows(label, kwargs, quick)
+    return {
+        "rows": speed_rows,
+        "memory": mem_rows,
+        "targets": targets(speed_rows, mem_rows),
+        "loadavg": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def _print(result: dict) -> None:
-    print(result["path"])
     for r in result["rows"]:
-        shares = ", ".join(f"{k[6:]} {v:.0%}" for k, v in r.items() if k.startswith("share_"))
+        st = "  ".join(f"{k[:-4]} {r[k]:.2f}" for k in r if k.endswith("_fps") and k != "e2e_fps")
         print(
-            f"{r['clip']:40s} {r['size']:>10s} {r['fps']:6.2f} fps (decode-only "
-            f"{r['decode_only_fps']:.0f} fps, ratio {r['e2e_vs_decode']:.3f})  latency p50 "
-            f"{r['latency_ms_p50']:.0f} ms p99 {r['latency_ms_p99']:.0f} ms  [{shares}]"
+            f"[{r['path']}] {r['clip']} ({r['persons']} people/frame, load {r['load']}): "
+            f"alone fps: {st} | e2e {r['e2e_fps']:.2f} fps = {r['e2e_vs_slowest']:.2f} x "
+            f"slowest ({r['slowest']}) | latency p50 {r['latency_ms_p50']:.0f} ms, "
+            f"p99 {r['latency_ms_p99']:.0f} ms (x{r['latency_p99_p50']:.2f})"
         )
     for m in result["memory"]:
-        print(f"peak memory, {m['input_s']:>4} s input ({m['frames']} frames): {m['peak_mib']} MiB")
+        print(f"[{m['path']}] peak RSS {m['what']} ({m['frames']} frames): {m['peak_mib']} MiB")
+    for t in result["targets"]:
+        mark = "ok  " if t["holds"] else "FAIL"
+        print(f"{mark} [{t['path']}] {t['target']}: {t['value']} ({t['limit']})")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-memory", action="store_true", help="speed only")
+    p.add_argument("--only-memory", action="store_true", help="memory only")
+    p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    p.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--teacher-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
-        _memory_child(args.memory_child)
+        _memory_child(args.memory_child, args.frames, args.teacher_dir)
         return 0
-    _print(run(args.quick))
+    result = run(args.quick, speed=not args.only_memory, memory=not args.no_memory)
+    _print(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str))
     return 0
 
 

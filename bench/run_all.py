@@ -32,6 +32,8 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # the machine may be shared: compare ratios measured in the same run
+        "loadavg_at_start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
     try:
         import torch
@@ -76,16 +78,29 @@ def _cell(v) -> str:
     return str(v)
 
 
-def _rows_of(result) -> list[dict] | None:
-    """A benchmark's table: result['rows'] (list of dicts), a list of dicts, or a flat dict."""
-    if isinstance(result, dict) and isinstance(result.get("rows"), list):
-        return [r for r in result["rows"] if isinstance(r, dict)]
-    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
-        return result
-    if isinstance(result, dict):
-        flat = {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
-        return [flat] if flat else None
-    return None
+def _tables_of(result) -> list[tuple[str, list[dict]]]:
+    """A benchmark's tables: every list of dicts in its result (rows first), a list of
+    dicts, or a flat dict as one row."""
+    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        return [("", result)]
+    if not isinstance(result, dict):
+        return []
+    tables = [
+        (k, v)
+        for k, v in result.items()
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)
+    ]
+    tables.sort(key=lambda kv: kv[0] != "rows")
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
+    if flat:
+        tables.append(("", [flat]))
+    return tables
+
+
+def table(rows: list[dict]) -> list[str]:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return lines + ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
 
 
 def markdown(report: dict) -> str:
@@ -98,13 +113,14 @@ def markdown(report: dict) -> str:
         if res["status"] != "ok":
             lines.append(f"**error:** `{res['error']}`")
             continue
-        rows = _rows_of(res["result"])
-        if not rows:
+        tables = _tables_of(res["result"])
+        if not tables:
             lines.append("```\n" + json.dumps(res["result"], indent=1, default=str) + "\n```")
             continue
-        cols = list(dict.fromkeys(k for r in rows for k in r))
-        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+        for title, rows in tables:
+            if title and title != "rows":
+                lines += ["", f"**{title}**", ""]
+            lines += table(rows)
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,7 @@ import torch
 
 from vidmatte.matting.config import PipelineConfig
 from vidmatte.matting.device import select_device, use_fp16
+from vidmatte.matting.memory import trim
 from vidmatte.matting.progress import Progress, RateMeter
 from vidmatte.models.errors import Cancelled
 from vidmatte.models.instances import Instances
@@ -175,12 +176,30 @@ def crop_for_matting(
     return (cx0, cy0, cx1, cy1), out
 
 
+def matte_person(matter, rgb: np.ndarray, window: Window, trimap: np.ndarray) -> np.ndarray:
+    """uint8 alpha of one person on its trimap's window: the matter runs on a crop around
+    the person's band (crop_for_matting), not on the frame."""
+    out = np.zeros(trimap.shape, np.uint8)
+    crop = crop_for_matting(trimap, window, rgb.shape[:2])
+    if crop is None:
+        return out
+    (cx0, cy0, cx1, cy1), tri = crop
+    alpha = matter(rgb[cy0:cy1, cx0:cx1], tri[None])[0]
+    a8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    x0, y0, x1, y1 = window
+    ix0, iy0, ix1, iy1 = max(cx0, x0), max(cy0, y0), min(cx1, x1), min(cy1, y1)
+    out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = a8[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0]
+    return out
+
+
 class Pipeline:
     """Loads the models once; `process()` runs them over one video."""
 
     def __init__(self, config: PipelineConfig | None = None) -> None:
+        from vidmatte.matting.memory import limit_arenas
         from vidmatte.matting.sources import resolve_matter, resolve_source
 
+        limit_arenas()  # before any stage thread allocates (matting/memory.py)
         self.config = config or PipelineConfig()
         self.device = select_device(self.config.device)
         self.fp16 = use_fp16(self.device, self.config.fp16)
@@ -202,7 +221,10 @@ class Pipeline:
             device=self.device,
             fp16=self.fp16,
         )
+        #: seconds per stage of the last process() (summed over its threads), and each
+        #: frame's latency (instance stage entered -> result ready)
         self.timings: dict[str, float] = {}
+        self.latencies: list[float] = []
         ms = self.config.min_score
         self.min_score = float(self.source.min_score if ms is None else ms)
         bs = self.config.batch_size
@@ -275,6 +297,7 @@ class Pipeline:
         finally:
             run.close()
             self.timings = dict(run.timings)
+            self.latencies = list(run.latencies)
 
 
 class _Run:
@@ -314,6 +337,8 @@ class _Run:
             "wait": 0.0,
         }
         self._lock = threading.Lock()
+        #: seconds from entering the instance stage to the result, per frame (last 10k)
+        self.latencies: deque[float] = deque(maxlen=10_000)
 
     # -- plumbing ----------------------------------------------------------------------
     def start(self) -> None:
@@ -477,19 +502,10 @@ class _Run:
         )
 
     def _matte(self, rgb: np.ndarray, window: Window, trimap: np.ndarray) -> np.ndarray:
-        """uint8 alpha of one person on the trimap's window (the matter runs on a crop)."""
         t0 = time.perf_counter()
-        out = np.zeros(trimap.shape, np.uint8)
-        crop = crop_for_matting(trimap, window, rgb.shape[:2])
-        if crop is not None:
-            (cx0, cy0, cx1, cy1), tri = crop
-            alpha = self.pipe.matter(rgb[cy0:cy1, cx0:cx1], tri[None])[0]
-            a8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-            x0, y0, x1, y1 = window
-            ix0, iy0, ix1, iy1 = max(cx0, x0), max(cy0, y0), min(cx1, x1), min(cy1, y1)
-            out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = a8[
-                iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0
-            ]
+        out = matte_person(self.pipe.matter, rgb, window, trimap)
+        if _TRIM_JOBS:
+            trim()
         self._add("matting", time.perf_counter() - t0)
         return out
 
@@ -522,12 +538,17 @@ class _Run:
             self._add("wait", time.perf_counter() - t0)
             if self.stop.is_set():
                 break
+            if _TRIM:
+                trim()
+            self.latencies.append(time.perf_counter() - job.started)
             yield result
         if self.error is not None:
             raise self.error
 
 
 _END = object()
+_TRIM = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") != "0"
+_TRIM_JOBS = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") == "2"
 
 
 def _drain(q: queue.Queue) -> None:
