@@ -91,3 +91,19 @@ def test_copy_with_other_extension_still_reads(videos_dir, tmp_path):
     shutil.copy(videos_dir / "maggie_three_dancers.mp4", dst)
     with open_video(dst) as r:
         assert r.info.frame_count == 96 and r.read(5).index == 5
+
+
+def test_avi_with_b_frames_keeps_every_frame_in_order(shared_data):
+    """AVI stores no presentation times; FFmpeg's guessed pts of a B-frame AVI come out
+    shuffled (1, 2, 4, 3, ...). Every frame must still be delivered once, in decoder order,
+    and a seek must land on the same picture as sequential decoding."""
+    path = shared_data / "train/videos/mmaction2_ntu_woman_drinking_S001C001P001R001A001.avi"
+    if not path.is_file():
+        pytest.skip("train clip not in shared/")
+    with open_video(path) as r:
+        seq = list(r.frames())
+    assert [f.index for f in seq] == list(range(103))
+    with open_video(path) as r:
+        for i in (77, 3, 50, 102):
+            assert np.array_equal(r.read(i).rgb, seq[i].rgb), i
+        assert [f.index for f in r.frames(40, 44)] == [40, 41, 42, 43]

@@ -285,6 +285,10 @@ class _AVReader(VideoReader):
         cc.thread_type = "AUTO"
         self._tb = vs.time_base or Fraction(1, 90000)
         self._pts_table: list[int] | None = None
+        # AVI stores no presentation times: FFmpeg guesses them from decode order, so with
+        # B-frames decoded frames carry shuffled pts (1, 2, 4, 3, 6, 5, ...). Their indices
+        # then come from the decoder's output order, which is the presentation order.
+        self._pts_ordered = "avi" not in (self._c.format.name or "").split(",")
         self._gen: Iterator | None = None
         self._next_index = 0  # index of the next frame self._gen yields
         self._pending: list = []  # decoded frames pushed back in front of self._gen
@@ -459,7 +463,7 @@ class _AVReader(VideoReader):
 
     def _index_of(self, f) -> int | None:
         table = self._pts_table
-        if table and f.pts is not None:
+        if table and f.pts is not None and self._pts_ordered:
             i = bisect.bisect_left(table, f.pts)
             if i < len(table) and table[i] == f.pts:
                 return i
@@ -469,6 +473,11 @@ class _AVReader(VideoReader):
         """Position the decoder so that the next raw frame is frame `index`."""
         if self._gen is not None and 0 <= index - self._next_index <= 8:
             self._skip_to(index)  # a little ahead: decoding on beats seeking
+            return
+        if not self._pts_ordered:  # shuffled timestamps (AVI): only counting is exact
+            if self._gen is None or index < self._next_index:
+                self._restart_at(0)
+            self._skip_to(index)
             return
         table = self._build_pts_table()
         if table and index < len(table) and self._try_seek(table[index], index):
