@@ -106,6 +106,8 @@ class FrameResult:
     people: dict[int, PersonFrame] = field(default_factory=dict)
     #: perf_counter when the frame entered the instance stage (latency = done - started)
     started: float = 0.0
+    #: every tracked person in this frame, chosen by `persons` or not (to say who exists)
+    track_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -131,6 +133,7 @@ class _Matting:
     started: float
     people: list[tuple[int, float, tuple, Window, np.ndarray]]  # tid, score, box, win, tri
     alphas: list[Future | None]
+    track_ids: tuple[int, ...] = ()  # everyone tracked in the frame (FrameResult.track_ids)
 
 
 class _Stop(Exception):
@@ -461,7 +464,7 @@ class _Run:
             for i, tid in enumerate(p.ids)
             if tid is not None and (wanted is None or tid in wanted)
         ]
-        job = _Matting(p.frame, p.started, [], [])
+        job = _Matting(p.frame, p.started, [], [], tuple(t for t in p.ids if t is not None))
         if not chosen:
             self._add("association", time.perf_counter() - t0)
             return job
@@ -521,7 +524,7 @@ class _Run:
             if job is _END:
                 break
             size = job.frame.rgb.shape[:2]
-            result = FrameResult(frame=job.frame, started=job.started)
+            result = FrameResult(frame=job.frame, started=job.started, track_ids=job.track_ids)
             for (tid, score, box, window, tri), fut in zip(job.people, job.alphas, strict=True):
                 alpha = None
                 if fut is not None:
