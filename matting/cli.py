@@ -292,7 +292,7 @@ def _run(args: argparse.Namespace, say: _Say) -> int:
     )
     validate_export(export)
     inputs, batch = expand_inputs(args.inputs)
-    if args.trimaps is not None and len(inputs) != 1:
+    if args.trimaps is not None and (batch or len(inputs) != 1):
         raise UsageError("--trimaps goes with exactly one input (its trimaps are per video)")
     names = output_names(inputs)
     jobs = [(p, args.out / n if batch else args.out) for p, n in zip(inputs, names, strict=True)]

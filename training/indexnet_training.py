@@ -5,8 +5,14 @@ Deep Image Matting / IndexNet recipe: foreground and background are augmented se
 the composition loss compares against the exact image the network saw. The trimap input is
 made from the ground-truth alpha (models/trimap.py rules) and fed as {0, 0.5, 1}.
 Loss = w_alpha · alpha_prediction_loss + w_comp · composition_loss (0.5 / 0.5 as in DIM),
-both over the unknown region (models/indexnet/losses.py). Evaluation: MAD and MSE (×1e3)
-over the unknown region on fixed (epoch 0, centre-crop) composites.
+both over the unknown region (models/indexnet/losses.py). Evaluation: with
+`[data] eval_triplets` (a background-matting triplet folder), SAD/MSE/Grad/Conn of the
+matter on the held-out triplets and the held-out half of Composition-1k
+(training/eval/matting_eval.py), the numbers the README reports; without it, MAD and MSE
+(×1e3) over the unknown region on fixed (epoch 0, centre-crop) composites.
+
+Held-out data never trains: a `matting` or `backgrounds` folder that is (or lies in, or is
+named like) a validation item (training/configs/validation.toml) is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class IndexNetDataConfig:
     flip_p: float = 0.5
     colour_jitter: float = 0.2
     eval_items: int = 4
+    eval_triplets: str = ""  # triplet folder: score on its held-out clips (module docstring)
 
 
 @dataclass
@@ -119,6 +126,8 @@ class IndexNetTask:
         self.loss = from_dict(IndexNetLossConfig, config.get("loss"), "loss")
         if not self.data.matting:
             raise UsageError("config [data]: IndexNet training needs `matting` folders")
+        _refuse_held_out(self.data.matting, "matting")
+        _refuse_held_out(self.data.backgrounds, "backgrounds")
         self.seed = seed
         self._eval: list[dict] | None = None
 
@@ -153,6 +162,8 @@ class IndexNetTask:
         return IndexNetLoss(model, self.loss)
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        if self.data.eval_triplets:
+            return self._evaluate_held_out(model, device)
         from vidmatte.training.metrics import alpha_metrics
 
         if self._eval is None:
@@ -167,5 +178,43 @@ class IndexNetTask:
             mse.append(m["MSE"])
         return {"MAD": float(np.mean(mad)), "MSE": float(np.mean(mse))}
 
+    def _evaluate_held_out(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        from vidmatte.models.matters.indexnet import IndexNetMatter
+        from vidmatte.models.shared import find_shared
+        from vidmatte.training.eval.matting_eval import (
+            evaluate_matter,
+            held_out_triplets,
+            spring_item,
+        )
+
+        matter = IndexNetMatter(model, device=str(device))
+        out: dict[str, float] = {}
+        items = held_out_triplets(self.data.eval_triplets, limit=self.data.eval_items)
+        shared = find_shared()
+        groups = [("triplets", items)]
+        if shared is not None:
+            groups.append(("c1k", [spring_item(shared)]))
+        was_training = model.training
+        model.eval()
+        try:
+            for name, group in groups:
+                if group:
+                    r = evaluate_matter(matter, group, speed_items=0)
+                    out.update({f"{name}_{k}": v for k, v in r.items() if k != "items"})
+        finally:
+            model.train(was_training)
+        return out
+
     def export(self, model: nn.Module, folder: Path) -> None:
         write_model_folder(model, folder)
+
+
+def _refuse_held_out(folders: list[str], key: str) -> None:
+    from vidmatte.training.data.validation import is_held_out
+
+    for f in folders:
+        p = Path(f)
+        subs = [p] + ([q for q in p.iterdir() if q.is_dir()] if p.is_dir() else [])
+        bad = next((q for q in subs if is_held_out(q)), None)
+        if bad is not None:
+            raise UsageError(f"config [data] {key}: {bad} is held out for validation")

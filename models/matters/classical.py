@@ -32,7 +32,13 @@ import numpy as np
 from vidmatte.models.matters.base import check_inputs, ramp, tile_starts
 from vidmatte.models.trimap import known_alpha, unknown_region
 
-__all__ = ["ClassicalMatter", "closed_form_alpha", "matting_laplacian", "solve_dirichlet"]
+__all__ = [
+    "ClassicalMatter",
+    "band_system",
+    "closed_form_alpha",
+    "matting_laplacian",
+    "solve_dirichlet",
+]
 
 _OFFSETS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
 
@@ -60,6 +66,47 @@ def matting_laplacian(image: np.ndarray, centres: np.ndarray, eps: float = 1e-7)
     rows = np.broadcast_to(idx[:, :, None], vals.shape).ravel()
     cols = np.broadcast_to(idx[:, None, :], vals.shape).ravel()
     return sp.csr_matrix((vals.ravel(), (rows, cols)), shape=(n, n))
+
+
+def band_system(image: np.ndarray, known: np.ndarray, values: np.ndarray, eps: float = 1e-7):
+    """The closed-form system L_UU a_U = b (b = -L_UK a_K) assembled on the unknowns only.
+
+    Returns (A: csr nu×nu, b: float64 nu, unknown: flat indices). Entries are summed straight
+    into U×U and the right-hand side by a bincount, instead of building the full N×N
+    Laplacian and slicing it, which costs several times the factorisation on small crops
+    (the fast matter, background matting). image float64 h×w×3 in [0, 1]; known bool h×w,
+    False on nothing but the crop's interior windows' pixels is fine (border windows are
+    left out, as in `matting_laplacian`).
+    """
+    import scipy.sparse as sp
+    from scipy.ndimage import binary_dilation
+
+    h, w = known.shape
+    unk = np.flatnonzero(~known.ravel())
+    nu = unk.size
+    centres = binary_dilation(~known, np.ones((3, 3), bool))
+    centres[0, :] = centres[-1, :] = False
+    centres[:, 0] = centres[:, -1] = False
+    ys, xs = np.nonzero(centres)
+    if nu == 0 or ys.size == 0:
+        return sp.csr_matrix((nu, nu)), np.zeros(nu), unk
+    idx = (ys[:, None] + _OFFSETS[None, :, 0]) * w + (xs[:, None] + _OFFSETS[None, :, 1])
+    x = image.reshape(-1, 3)[idx]
+    xc = x - x.mean(axis=1, keepdims=True)
+    xt = xc.transpose(0, 2, 1)
+    inv = np.linalg.inv(np.matmul(xt, xc) / 9.0 + (eps / 9.0) * np.eye(3))
+    vals = np.eye(9)[None] - (1.0 + np.matmul(np.matmul(xc, inv), xt)) / 9.0
+    pos = np.full(h * w, -1, np.int64)
+    pos[unk] = np.arange(nu)
+    pi = pos[idx]
+    rows = np.broadcast_to(pi[:, :, None], vals.shape)
+    cols = np.broadcast_to(pi[:, None, :], vals.shape)
+    uu = (rows >= 0) & (cols >= 0)
+    a = sp.coo_matrix((vals[uu], (rows[uu], cols[uu])), shape=(nu, nu)).tocsr()
+    uk = (rows >= 0) & (cols < 0)
+    kv = np.where(known.ravel(), values.ravel(), 0.0)[idx]
+    b = -np.bincount(rows[uk], weights=(vals * kv[:, None, :])[uk], minlength=nu)
+    return a, b, unk
 
 
 class _Dirichlet:

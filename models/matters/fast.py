@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from vidmatte.models.matters.base import check_inputs
-from vidmatte.models.matters.classical import closed_form_alpha
+from vidmatte.models.matters.classical import band_system, closed_form_alpha
 
 __all__ = ["FastMatter", "fast_alpha"]
 
@@ -75,50 +75,22 @@ def affine_coefficients(
     return _box(a, radius), _box(b, radius)
 
 
-_OFFSETS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-
-
 def solve_band(image: np.ndarray, known: np.ndarray, values: np.ndarray, eps: float = 1e-7):
-    """Exact closed-form alpha on one small crop, assembled on the unknowns only.
+    """Exact closed-form alpha on one small crop (classical.band_system + one sparse LU).
 
-    The same system as classical.solve_dirichlet (L_UU a_U = -L_UK a_K over 3x3 windows
-    touching an unknown pixel), but the sparse matrix is built directly with U×U entries
-    and the right-hand side by a bincount: assembling the full N×N Laplacian and slicing
-    it cost four times the factorisation at this size. image float64 h×w×3 in [0, 1].
+    image float64 h×w×3 in [0, 1]; known bool; values float (read where known).
     """
     import scipy.sparse as sp
     from scipy.sparse.linalg import splu
 
-    h, w = known.shape
     out = np.where(known, values, 0.0).astype(np.float64)
-    unk = ~known
-    nu = int(unk.sum())
-    if nu == 0 or h < 3 or w < 3:
+    if known.all() or min(known.shape) < 3:
         return out
-    centres = cv2.dilate(unk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    centres[0, :] = centres[-1, :] = centres[:, 0] = centres[:, -1] = False
-    ys, xs = np.nonzero(centres)
-    idx = (ys[:, None] + _OFFSETS[None, :, 0]) * w + (xs[:, None] + _OFFSETS[None, :, 1])
-    x = image.reshape(-1, 3)[idx]
-    xc = x - x.mean(axis=1, keepdims=True)
-    xt = xc.transpose(0, 2, 1)
-    inv = np.linalg.inv(np.matmul(xt, xc) / 9.0 + (eps / 9.0) * np.eye(3))
-    vals = np.eye(9)[None] - (1.0 + np.matmul(np.matmul(xc, inv), xt)) / 9.0
-    pos = np.full(h * w, -1, np.int64)
-    pos[np.flatnonzero(unk)] = np.arange(nu)
-    pi = pos[idx]
-    rows = np.broadcast_to(pi[:, :, None], vals.shape)
-    cols = np.broadcast_to(pi[:, None, :], vals.shape)
-    uu = (rows >= 0) & (cols >= 0)
-    a = sp.coo_matrix((vals[uu], (rows[uu], cols[uu])), shape=(nu, nu)).tocsc()
-    a = a + sp.identity(nu, format="csc") * 1e-9
-    uk = (rows >= 0) & (cols < 0)
-    known_vals = out.ravel()[idx]
-    contrib = (vals * known_vals[:, None, :])[uk]
-    b = -np.bincount(rows[uk], weights=contrib, minlength=nu)
+    a, b, unk = band_system(image, known, values, eps)
+    a = (a + sp.identity(unk.size, format="csr") * 1e-9).tocsc()
     lu = splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
               options={"SymmetricMode": True})  # fmt: skip
-    out.ravel()[np.flatnonzero(unk)] = np.clip(lu.solve(b), 0.0, 1.0)
+    out.ravel()[unk] = np.clip(lu.solve(b), 0.0, 1.0)
     return out
 
 

@@ -52,7 +52,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import cv2
@@ -71,23 +71,24 @@ class BackgroundMattingConfig:
     max_side: int = 960  # working resolution (long side)
     plate_frames: int = 80  # frames sampled for the plate
     every: int = 0  # label every N-th frame (0: `per_clip` frames spread evenly)
-    per_clip: int = 12
+    per_clip: int = 16
     cover_factor: float = 0.10  # person masks dilated by factor·sqrt(area) + 6 px for the plate
     min_seen: float = 0.05  # a plate pixel needs this fraction of the plate frames uncovered
     max_spread: float = 0.05  # median |sample - median| of a trusted plate pixel
     fill_texture: float = 0.012  # plain backdrop: local plate std below this may be filled
     near_factor: float = 0.12  # a person's region: mask dilated by factor·sqrt(area) + 6 px
+    feet: float = 0.06  # fraction of the person's height treated as floor contact (below)
     hair_reach: int = 6  # px: background this close to a clear difference stays unknown
     data_weight: float = 2.0  # data term weight against the Laplacian
     conf_scale: float = 0.12  # |F̂ - B| at which the data term has half its weight
     prior_weight: float = 0.5  # pull towards the teacher's mask where F̂ ≈ B
     contrast_power: float = 4.0  # F̂ weights band pixels by (|I - B| / max)^power
     # Filter thresholds (per frame-person).
-    max_recomposite: float = 0.020  # mean |αF̂ + (1-α)B - I| over the band, RGB in [0, 1]
-    max_ring_outliers: float = 0.010  # ring pixels that differ from the plate
-    max_untrusted: float = 0.002  # band pixels on an untrusted plate
-    max_camouflage: float = 0.20  # band pixels with |F̂ - B| < conf_scale / 2
-    min_mask_iou: float = 0.75  # (α > 0.5) against the teacher's mask
+    max_recomposite: float = 0.040  # mean |αF̂ + (1-α)B - I| where 0 < α < 1 (or 4·noise)
+    max_ring_outliers: float = 0.05  # ring pixels that differ from the plate
+    max_untrusted: float = 0.08  # see-through band pixels on an untrusted plate
+    max_camouflage: float = 0.15  # band pixels with |F̂ - B| < conf_scale / 2
+    min_mask_iou: float = 0.70  # (α > 0.5) against the teacher's mask
     min_area: int = 4000  # px at working resolution
     margin: float = 0.10  # crop margin, fraction of the box side
     touch_px: int = 8  # people whose masks come this close are not split (skipped)
@@ -210,6 +211,16 @@ def match_exposure(image: np.ndarray, plate: np.ndarray, where: np.ndarray) -> n
     return out
 
 
+def _nan_median(v: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN (lower median), by one sort: NaNs sort last."""
+    count = (~np.isnan(v)).sum(0)
+    srt = np.sort(v, axis=0)
+    k = np.maximum(count - 1, 0) // 2
+    out = np.take_along_axis(srt, k[None], axis=0)[0]
+    out[count == 0] = np.nan
+    return out
+
+
 def _masked_median(stack: np.ndarray, cover: np.ndarray, rows: int = 64):
     """Per-pixel median and spread of the uncovered samples (NaN where never uncovered)."""
     n, h, w, _ = stack.shape
@@ -218,13 +229,9 @@ def _masked_median(stack: np.ndarray, cover: np.ndarray, rows: int = 64):
     for y in range(0, h, rows):
         v = stack[:, y : y + rows].astype(np.float32) / 255.0
         v[cover[:, y : y + rows]] = np.nan
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m = np.nanmedian(v, axis=0)
-                s = np.nanmedian(np.abs(v - m[None]).max(-1), axis=0)
+        m = _nan_median(v)
+        with np.errstate(invalid="ignore"):
+            s = _nan_median(np.abs(v - m[None]).max(-1))
         med[y : y + rows], spread[y : y + rows] = m, s
     return med, spread
 
@@ -302,6 +309,18 @@ def _conjugate_gradient(A, b, x0, iters: int = 250, tol: float = 1e-4) -> np.nda
     return x
 
 
+def _floor(prior: np.ndarray, feet: float) -> np.ndarray:
+    """Pixels in the bottom `feet` fraction of the mask's height and below it (per column
+    range of the mask's lower part)."""
+    rows = np.nonzero((prior > 0.5).any(1))[0]
+    out = np.zeros(prior.shape, bool)
+    if rows.size == 0 or feet <= 0:
+        return out
+    top, bottom = rows[0], rows[-1]
+    out[int(bottom - feet * (bottom - top)) :] = True
+    return out
+
+
 def _shadow(image: np.ndarray, plate: np.ndarray) -> np.ndarray:
     """Pixels (…×3) that look like the plate in shadow: I = k·B, 0.4 < k < 0.97, per channel."""
     ratio = image / np.maximum(plate, 1e-3)
@@ -326,7 +345,7 @@ def solve_known_background(
     """
     import scipy.sparse as sp
 
-    from vidmatte.models.matters.classical import matting_laplacian
+    from vidmatte.models.matters.classical import band_system
 
     img = image.astype(np.float64)
     bgd = plate.astype(np.float64)
@@ -338,6 +357,10 @@ def solve_known_background(
     # and lie beyond `hair_reach` of any clear difference.
     reach = cv2.distanceTransform((~clear).astype(np.uint8), cv2.DIST_L2, 5) > cfg.hair_reach
     sure_bg = ~near | (~clear & reach)
+    # The floor by the feet: shadows and reflections differ from the plate but are not the
+    # person. Below the top `1 - feet` of each person's mask, what the mask does not cover
+    # is background.
+    sure_bg |= _floor(prior, cfg.feet) & (prior < 0.3)
     # Sure foreground: deep inside the teacher's mask, where the image differs from B.
     pm = (prior > 0.5) & near
     area = max(int(pm.sum()), 1)
@@ -360,20 +383,13 @@ def solve_known_background(
         wf = np.maximum(wf, np.where(band & clear, dn, 0.0) ** cfg.contrast_power)
     f_hat = _smooth_fill(img, wf, radii=(4, 12, 36, 108))
     f_hat[sure_fg] = img[sure_fg]
-    # The Laplacian over the band's bounding box (plus one window) only.
+    # The closed-form system over the band's bounding box (plus one window) only.
     ys, xs = np.nonzero(band)
     y0, y1 = max(0, ys.min() - 2), min(h, ys.max() + 3)
     x0, x1 = max(0, xs.min() - 2), min(w, xs.max() + 3)
     crop = (slice(y0, y1), slice(x0, x1))
     bc = band[crop]
-    centres = cv2.dilate(bc.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    centres[0, :] = centres[-1, :] = centres[:, 0] = centres[:, -1] = False
-    lap = matting_laplacian(img[crop], centres).tocsr()
-    u = np.flatnonzero(bc.ravel())
-    k = np.flatnonzero(~bc.ravel())
-    l_uu = lap[u][:, u]
-    l_uk = lap[u][:, k]
-    ak = alpha[crop].ravel()[k]
+    l_uu, rhs, u = band_system(img[crop], ~bc, alpha[crop])
     ic, bc_rgb, prc = img[crop].reshape(-1, 3)[u], bgd[crop].reshape(-1, 3)[u], prior[crop]
     prc = prc.ravel()[u].astype(np.float64)
     fc = f_hat[crop].reshape(-1, 3)[u]
@@ -392,7 +408,7 @@ def solve_known_background(
     target = (conf * a_hat + pw * prc) / (conf + pw + 1e-9)
     lam = cfg.data_weight * (conf + pw)
     system = (l_uu + sp.diags(lam + 1e-9)).tocsr()
-    a_u = np.clip(_conjugate_gradient(system, -(l_uk @ ak) + lam * target, target), 0, 1)
+    a_u = np.clip(_conjugate_gradient(system, rhs + lam * target, target), 0, 1)
     sub = alpha[crop].reshape(-1)
     sub[u] = a_u
     alpha[crop] = sub.reshape(bc.shape)
@@ -424,6 +440,7 @@ class QualityReport:
     untrusted: float
     camouflage: float
     mask_iou: float
+    touching: bool = False
     kept: bool = False
     reasons: list[str] = field(default_factory=list)
 
@@ -446,7 +463,8 @@ def quality(
     a3 = a[..., None]
     comp = a3 * solve.fg_smooth + (1 - a3) * solve.background
     err = np.abs(comp - image).mean(-1)
-    sel = band & (a > 0.02)
+    # the matting region: solved pixels that are neither background nor solid foreground
+    sel = band & (a > 0.02) & (a < 0.98)
     recomposite = float(err[sel].mean()) if sel.any() else 0.0
     # ring: just outside the person's region, where everything should match the plate
     # (other people's regions are not this person's ring; cast shadows are not outliers)
@@ -456,7 +474,9 @@ def quality(
     d = np.sqrt(((image - solve.background) ** 2).sum(-1))
     out = (d > max(0.08, 5 * noise)) & ~_shadow(image, solve.background)
     ring_out = float(out[ring].mean()) if ring.any() else 1.0
-    untrusted = float((~trusted[band | (a > 0)]).mean()) if (band | (a > 0)).any() else 0.0
+    # the plate matters where the background shows through: not under solid foreground
+    see = band & (a < 0.98) & region
+    untrusted = float((~trusted[see]).mean()) if see.any() else 0.0
     dfb = np.sqrt(((solve.fg_smooth - solve.background) ** 2).sum(-1))
     camo = float((dfb[band] < cfg.conf_scale / 2).mean()) if band.any() else 0.0
     m = a > 0.5
@@ -472,17 +492,23 @@ def quality(
         camouflage=round(camo, 4),
         mask_iou=round(iou, 4),
     )
-    checks = [
-        (r.area >= cfg.min_area, "small"),
-        (recomposite <= cfg.max_recomposite, "recomposite"),
-        (ring_out <= cfg.max_ring_outliers, "ring"),
-        (untrusted <= cfg.max_untrusted, "plate"),
-        (camo <= cfg.max_camouflage, "camouflage"),
-        (iou >= cfg.min_mask_iou, "mask"),
-    ]
-    r.reasons = [name for ok, name in checks if not ok]
+    r.reasons = decide(r, noise, cfg)
     r.kept = not r.reasons
     return r
+
+
+def decide(r: QualityReport, noise: float, cfg: BackgroundMattingConfig) -> list[str]:
+    """Why a frame-person is rejected under `cfg`'s thresholds (empty: kept)."""
+    checks = [
+        (r.area >= cfg.min_area, "small"),
+        (r.recomposite <= max(cfg.max_recomposite, 4 * noise), "recomposite"),
+        (r.ring_outliers <= cfg.max_ring_outliers, "ring"),
+        (r.untrusted <= cfg.max_untrusted, "plate"),
+        (r.camouflage <= cfg.max_camouflage, "camouflage"),
+        (r.mask_iou >= cfg.min_mask_iou, "mask"),
+        (not r.touching, "touching"),
+    ]
+    return [name for ok, name in checks if not ok]
 
 
 # --------------------------------------------------------------------------- synthetic check
@@ -706,19 +732,23 @@ def label_clip(
             others = near & ~own
             rep = quality(s, img, pa, m > 0.5, own, plate.trusted, cfg, fi, k + 1, noise, others)
             if (contact & close[k] & (s.alpha > 0.02)).any():
-                rep.reasons.append("touching")
+                rep.touching = True
+                rep.reasons = decide(rep, noise, cfg)
                 rep.kept = False
             stem = f"{name}_{fi:06d}_p{k + 1}"
             item = {"stem": stem, "noise": round(noise, 4), **asdict(rep)}
-            if rep.kept:
+            # every solved item is written: kept ones where training reads them, the others
+            # under rejected/ (so `--refilter` can move them with other thresholds)
+            if (pa > 0.01).any():
                 y0, y1, x0, x1 = _crop_box(pa, cfg.margin, 8)
-                write_image(folder / "image" / f"{stem}.png", frames[fi][y0:y1, x0:x1], rgb=True)
+                dest = folder if rep.kept else folder / "rejected"
+                write_image(dest / "image" / f"{stem}.png", frames[fi][y0:y1, x0:x1], rgb=True)
                 fg8 = np.clip(s.fg[y0:y1, x0:x1] * 255 + 0.5, 0, 255).astype(np.uint8)
-                write_image(folder / "fg" / f"{stem}.png", fg8, rgb=True)
+                write_image(dest / "fg" / f"{stem}.png", fg8, rgb=True)
                 a8 = np.clip(pa[y0:y1, x0:x1] * 255 + 0.5, 0, 255).astype(np.uint8)
-                write_image(folder / "alpha" / f"{stem}.png", a8)
+                write_image(dest / "alpha" / f"{stem}.png", a8)
                 item["box"] = [int(y0), int(y1), int(x0), int(x1)]
-                kept += 1
+                kept += int(rep.kept)
             items.append(item)
             if len(items) <= 40 or rep.kept:
                 _remember_preview(folder, stem, frames[fi], pa, s, rep)
@@ -808,6 +838,31 @@ def _kept_stems(folder: Path) -> set[str]:
     )
 
 
+def refilter(folder: Path, cfg: BackgroundMattingConfig) -> int:
+    """Re-apply `cfg`'s thresholds to a labelled clip (no solve): moves its triplets between
+    kept and rejected/, rewrites report.json; returns how many are kept."""
+    from vidmatte.training.data.teacher_dataset import write_json
+
+    report = json.loads((folder / "report.json").read_text())
+    kept = 0
+    names = {f.name for f in fields(QualityReport)}
+    for item in report["items"]:
+        rep = QualityReport(**{k: v for k, v in item.items() if k in names})
+        reasons = decide(rep, item.get("noise", 0.0), cfg)
+        item["reasons"], item["kept"] = reasons, not reasons
+        src, dst = (folder / "rejected", folder) if not reasons else (folder, folder / "rejected")
+        for sub in ("image", "fg", "alpha"):
+            f = src / sub / f"{item['stem']}.png"
+            if f.is_file():
+                (dst / sub).mkdir(parents=True, exist_ok=True)
+                f.replace(dst / sub / f.name)
+        kept += int(not reasons)
+    report["kept"] = kept
+    report["refiltered"] = asdict(cfg)
+    write_json(folder / "report.json", report)
+    return kept
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -815,11 +870,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", help="static-camera / plain-backdrop clips or folders")
     parser.add_argument("--out", help="triplet folder to write (OUT/<clip>/{image,alpha,fg})")
     parser.add_argument("--teacher-dir", help="teacher files (default: $VIDMATTE_TEACHER_DIR)")
-    parser.add_argument("--per-clip", type=int, default=12, help="frames labelled per clip")
+    parser.add_argument("--per-clip", type=int, default=16, help="frames labelled per clip")
     parser.add_argument("--every", type=int, default=0, help="label every N-th frame instead")
     parser.add_argument("--max-side", type=int, default=960, help="working resolution")
     parser.add_argument(
         "--check", action="store_true", help="validate on a synthetic composite with a true alpha"
+    )
+    parser.add_argument(
+        "--refilter",
+        action="store_true",
+        help="re-apply the filter's thresholds to the clips already labelled in --out",
     )
     parser.add_argument("--quiet", action="store_true")
 
@@ -845,6 +905,13 @@ def run(args: argparse.Namespace) -> int:
         if shared is None:
             raise InputError("--check needs ../shared (the Composition-1k item and a clip)")
         print(json.dumps(synthetic_check(shared), indent=1))
+        return 0
+    if args.refilter:
+        if not args.out:
+            raise UsageError("--refilter needs --out DIR")
+        cfg = BackgroundMattingConfig()
+        total = sum(refilter(r.parent, cfg) for r in sorted(Path(args.out).glob("*/report.json")))
+        print(f"{total} triplets kept in {args.out}")
         return 0
     if not args.inputs or not args.out:
         raise UsageError("give clips and --out DIR (or --check)")
