@@ -211,57 +211,55 @@ def _sub(z, prefix: str) -> dict:
 def whole_video_tracks(
     strong, lights, seq: SeqData, every: int, config=None
 ) -> tuple[dict[int, dict[int, np.ndarray]], float]:
-    """Video pass once per labelled-frame offset; tracks stitched across offsets by IoU."""
+    """Video pass once per labelled-frame offset; each offset's tracks are mapped onto
+    offset 0's by mask IoU over all frames (both passes output every frame for that), and
+    each offset contributes its labelled frames only."""
     from vidmatte.models.teachers.video import VideoPass
 
     vp = VideoPass(config)
     T = len(seq.frames)
-    per_offset: list[dict[int, list]] = []
+    everything = list(range(T))
+    tracks: dict[int, dict[int, np.ndarray]] = {}
+    base: dict[int, dict[int, np.ndarray]] = {}
+    next_id = 1
     seconds = 0.0
     for o in range(min(every, T)):
         recs = [strong[t] if (t - o) % every == 0 else lights[t] for t in range(T)]
-        out_frames = [t for t in range(T) if (t - o) % every == 0]
         t0 = time.perf_counter()
-        per_offset.append(vp.run(recs, seq.frames, out_frames))
-        seconds += time.perf_counter() - t0
-    # stitch: offset o's track ids -> offset 0's by mask IoU at neighbouring frames
-    tracks: dict[int, dict[int, np.ndarray]] = {}
-    for o, out in enumerate(per_offset):
+        out = vp.run(recs, seq.frames, everything)
+        seconds += (time.perf_counter() - t0) * len(range(o, T, every)) / T  # labelled only
+        mine: dict[int, dict[int, np.ndarray]] = {}
         for t, labels in out.items():
             for lab in labels:
-                tracks.setdefault((o, lab.track_id), {})[t] = lab.mask
-    merged = _stitch(tracks)
-    return merged, seconds / max(1, T)
-
-
-def _stitch(
-    tracks: dict[tuple[int, int], dict[int, np.ndarray]],
-) -> dict[int, dict[int, np.ndarray]]:
-    """Map each offset's tracks onto offset 0's (the same video pass on shifted labels finds
-    the same people; match by mean IoU at adjacent frames)."""
-    base = {k: v for k, v in tracks.items() if k[0] == 0}
-    out = {k[1]: dict(v) for k, v in base.items()}
-    next_id = max(out, default=0) + 1
-    for key, fr in tracks.items():
-        if key[0] == 0:
-            continue
-        best, best_iou = None, 0.3
-        for bk, bfr in base.items():
-            scores = []
+                mine.setdefault(lab.track_id, {})[t] = lab.mask
+        if o == 0:
+            base = mine
+            mapping = {k: k for k in mine}
+            next_id = max(mine, default=0) + 1
+        else:
+            mapping = {}
+            for k, fr in mine.items():
+                best, best_iou = None, 0.3
+                for bk, bfr in base.items():
+                    common = [t for t in fr if t in bfr]
+                    if not common:
+                        continue
+                    v = float(np.mean([_mask_iou(fr[t], bfr[t]) for t in common]))
+                    if v > best_iou:
+                        best, best_iou = bk, v
+                if best is None:
+                    best, next_id = next_id, next_id + 1
+                mapping[k] = best
+        for k, fr in mine.items():
             for t, m in fr.items():
-                for dt in (-2, -1, 1, 2):  # offset 0's labelled frames are 5 apart
-                    if t + dt in bfr:
-                        a, b = m, bfr[t + dt]
-                        u = np.count_nonzero(a | b)
-                        scores.append(np.count_nonzero(a & b) / u if u else 0.0)
-            if scores and np.mean(scores) > best_iou:
-                best, best_iou = bk[1], float(np.mean(scores))
-        if best is None:
-            best = next_id
-            next_id += 1
-            out[best] = {}
-        out[best].update(fr)
-    return out
+                if (t - o) % every == 0:
+                    tracks.setdefault(mapping[k], {})[t] = m
+    return tracks, seconds / max(1, len(range(0, T, every)))
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / u if u else 0.0
 
 
 # ----------------------------------------------------------------------------- instances
@@ -420,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             r.update(
                 method="whole-video teacher",
                 s_per_labelled=times["strong"] + (e - 1) * times["light"] + e * times["flow"]
-                + e * vp_s,
+                + vp_s,
             )  # fmt: skip
             rows.append(r)
             print(json.dumps(r), flush=True)
