@@ -4,8 +4,8 @@ Stages overlap (issue 20): each runs in its own thread and hands its results to 
 through a short bounded queue, so the pipeline runs at the rate of its slowest stage and
 memory is bounded by a few frames whatever the video's length:
 
-    decoder thread      reader.frames()                      -> frames queue (2 deep)
-    instance thread     source.detect(batch, select=filter)  -> instances queue (2 deep)
+    decoder thread      reader.frames()                      -> frames queue (1 deep)
+    instance thread     source.detect(batch, select=filter)  -> instances queue (1 deep)
     association thread  Associator.update, `confirm_hits - 1` frames held back so a new
                         person's first frames get their ID too; per-person trimaps; one
                         matting job per person submitted to the matting pool
@@ -111,7 +111,7 @@ class FrameResult:
 
 
 @dataclass
-class _Detected:
+class Detected:
     frame: Frame
     instances: Instances
     started: float
@@ -193,6 +193,43 @@ def matte_person(matter, rgb: np.ndarray, window: Window, trimap: np.ndarray) ->
     ix0, iy0, ix1, iy1 = max(cx0, x0), max(cy0, y0), min(cx1, x1), min(cy1, y1)
     out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = a8[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0]
     return out
+
+
+def chosen_people(ids: list[int | None], wanted: frozenset[int] | None) -> list[tuple[int, int]]:
+    """(instance index, track ID) of the people to matte: confirmed, and asked for."""
+    return [
+        (i, tid)
+        for i, tid in enumerate(ids)
+        if tid is not None and (wanted is None or tid in wanted)
+    ]
+
+
+def associate(associator, detected, smoother=None, timed=None) -> Iterator[_Pending]:
+    """Frames in order with their track IDs: `detected` yields `Detected` items; a frame
+    comes out `confirm_hits - 1` frames later, when the tracks its people start have
+    been confirmed (the associator names those earlier hits: they are backfilled)."""
+    delay = max(0, associator.config.confirm_hits - 1)
+    pending: deque[_Pending] = deque()
+    for item in detected:
+        t0 = time.perf_counter()
+        assignment = associator.update(item.frame.index, item.instances)
+        if smoother is not None:
+            for track_id in assignment.ended:
+                smoother.forget(track_id)  # bounded memory on long videos
+        for track_id, hits in assignment.confirmed.items():
+            for frame_index, inst_index in hits:
+                for p in pending:
+                    if p.frame.index == frame_index and inst_index < len(p.ids):
+                        p.ids[inst_index] = track_id
+        pending.append(
+            _Pending(item.frame, item.instances, list(assignment.track_ids), item.started)
+        )
+        if timed is not None:
+            timed(time.perf_counter() - t0)
+        while len(pending) > delay:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
 
 
 class Pipeline:
@@ -327,9 +364,12 @@ class _Run:
         self.smoother = pipe._smoother() if cfg.smooth else None
         self.stop = threading.Event()
         self.error: BaseException | None = None
-        self.frames_q: queue.Queue = queue.Queue(maxsize=2)
-        self.inst_q: queue.Queue = queue.Queue(maxsize=2)
-        self.out_q: queue.Queue = queue.Queue(maxsize=2)  # frames being matted
+        # One slot between stages is enough to overlap them; deeper queues would only add
+        # latency in front of the slowest stage. The matting pool holds the people of the
+        # frame being collected and of the next one, so no worker waits for a frame.
+        self.frames_q: queue.Queue = queue.Queue(maxsize=1)
+        self.inst_q: queue.Queue = queue.Queue(maxsize=1)
+        self.out_q: queue.Queue = queue.Queue(maxsize=1)  # frames being matted
         self.pool = ThreadPoolExecutor(pipe.matting_workers, thread_name_prefix="vidmatte-matte")
         self.threads: list[threading.Thread] = []
         self.timings = {
@@ -371,7 +411,7 @@ class _Run:
             if self.stop.is_set():
                 raise _Stop
             try:
-                q.put(item, timeout=0.05)
+                q.put(item, timeout=_POLL_S)
                 return
             except queue.Full:
                 continue
@@ -381,7 +421,7 @@ class _Run:
             if self.stop.is_set():
                 raise _Stop
             try:
-                return q.get(timeout=0.05)
+                return q.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
 
@@ -426,44 +466,28 @@ class _Run:
             detections = pipe.source.detect([f.rgb for f in batch], select=select)
             self._add("network", time.perf_counter() - t0)
             for frame, inst in zip(batch, detections, strict=True):
-                self._put(self.inst_q, _Detected(frame, inst, t0))
+                self._put(self.inst_q, Detected(frame, inst, t0))
         self._put(self.inst_q, _END)
 
     def _associate(self) -> None:
-        delay = max(0, self.associator.config.confirm_hits - 1)
-        pending: deque[_Pending] = deque()
-        while True:
-            item = self._get(self.inst_q)
-            if item is _END:
-                break
-            t0 = time.perf_counter()
-            inst = item.instances
-            assignment = self.associator.update(item.frame.index, inst)
-            if self.smoother is not None:
-                for track_id in assignment.ended:
-                    self.smoother.forget(track_id)  # bounded memory on long videos
-            for track_id, hits in assignment.confirmed.items():
-                for frame_index, inst_index in hits:
-                    for p in pending:
-                        if p.frame.index == frame_index and inst_index < len(p.ids):
-                            p.ids[inst_index] = track_id
-            pending.append(_Pending(item.frame, inst, list(assignment.track_ids), item.started))
-            self._add("association", time.perf_counter() - t0)
-            while len(pending) > delay:
-                self._put(self.out_q, self._submit(pending.popleft()))
-        while pending:
-            self._put(self.out_q, self._submit(pending.popleft()))
+        def detected():
+            while True:
+                item = self._get(self.inst_q)
+                if item is _END:
+                    return
+                yield item
+
+        def timed(seconds: float) -> None:
+            self._add("association", seconds)
+
+        for p in associate(self.associator, detected(), self.smoother, timed):
+            self._put(self.out_q, self._submit(p))
         self._put(self.out_q, _END)
 
     def _submit(self, p: _Pending) -> _Matting:
         """Trimaps of the chosen people, and their matting jobs."""
         t0 = time.perf_counter()
-        wanted = self.pipe.config.persons
-        chosen = [
-            (i, tid)
-            for i, tid in enumerate(p.ids)
-            if tid is not None and (wanted is None or tid in wanted)
-        ]
+        chosen = chosen_people(p.ids, self.pipe.config.persons)
         job = _Matting(p.frame, p.started, [], [], tuple(t for t in p.ids if t is not None))
         if not chosen:
             self._add("association", time.perf_counter() - t0)
@@ -530,7 +554,7 @@ class _Run:
                 if fut is not None:
                     while True:  # wait, but notice a failure elsewhere
                         try:
-                            alpha = fut.result(timeout=0.05)
+                            alpha = fut.result(timeout=_POLL_S)
                             break
                         except TimeoutError:
                             if self.stop.is_set():
@@ -550,6 +574,8 @@ class _Run:
 
 
 _END = object()
+#: how often a blocked stage looks whether the pipeline is stopping (cancel, a failure)
+_POLL_S = 0.1
 _TRIM = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") != "0"
 _TRIM_JOBS = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") == "2"
 

@@ -88,11 +88,15 @@ class NetworkSource:
         if instances.trimap_crops is None:  # binary-mode weights: masks only
             crops = [m.float().cpu() for m in instances.mask_crops]
             return masks_to_trimap_windows(crops, instances.windows.tolist(), instances.image_size)
-        lut = torch.tensor(LEVELS, dtype=torch.uint8, device=instances.device)
-        return [
-            (instances.window(i), lut[probs.argmax(0)].cpu().numpy())
-            for i, probs in enumerate(instances.trimap_crops)
-        ]
+        # argmax (bg, unknown, fg) = (0, 1, 2) -> 0 / 128 / 255 without a lookup: 128 * k
+        # saturates at 255 for k = 2 (LEVELS)
+        assert LEVELS == (0, 128, 255)
+        out = []
+        for i, probs in enumerate(instances.trimap_crops):
+            k = probs.argmax(0).to(torch.int16)
+            tri = (k * 128).clamp_(max=255).to(torch.uint8)
+            out.append((instances.window(i), tri.cpu().numpy()))
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {"instances": "trimap-network", **self.info}

@@ -267,6 +267,7 @@ class TrimapNet(nn.Module):
         """Kept instances' low-resolution logits -> Instances, each upsampled only inside
         its window (models/instances.py): the same values as upsampling the whole frame."""
         windows, masks, trimaps, boxes, centres = [], [], [], [], []
+        logits = logits.float()  # fp16 under autocast: masks and trimaps in float32
         for k in range(logits.shape[0]):
             win, up = upsample_window(logits[k], image_size, output_size)
             if up.shape[0] == 1:
