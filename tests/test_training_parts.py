@@ -42,10 +42,12 @@ def lucia(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_ds(lucia: Path, tmp_path_factory) -> Path:
+def small_ds(shared_data: Path, tmp_path_factory) -> Path:
+    # a training sequence: the trimap datasets refuse validation items (validation.toml)
+    hike = shared_data / "train" / "vos" / "davis16_hike"
     root = tmp_path_factory.mktemp("parts_ds")
     return import_mask_sequence(
-        lucia / "frames", lucia / "masks", root, "lucia", max_frames=8, max_side=160
+        hike / "frames", hike / "masks", root, "hike", max_frames=8, max_side=160
     )
 
 
@@ -106,7 +108,7 @@ def test_sampler_resumes_at_any_position_and_splits_ranks():
 def test_mix_ratio_and_matting_composites(small_ds: Path, shared_data: Path):
     aug = AugmentConfig(out_size=(96, 96))
     video = VideoTripletDataset(small_ds, aug, TripletConfig(flow="none"))
-    bgs = [small_ds / "frames" / "lucia" / "000000.jpg"]
+    bgs = [small_ds / "frames" / "hike" / "000000.jpg"]
     matting = MattingCompositeDataset(
         [shared_data / "matting" / "c1k_spring-289527_1920_15"], aug, bgs
     )
@@ -153,7 +155,7 @@ def test_temporal_loss_zero_when_consistent_positive_otherwise():
 
 
 def test_flow_cache_roundtrip(small_ds: Path, tmp_path: Path):
-    frames = [read_rgb(small_ds / "frames" / "lucia" / f"{i:06d}.jpg") for i in range(3)]
+    frames = [read_rgb(small_ds / "frames" / "hike" / f"{i:06d}.jpg") for i in range(3)]
     cache = FlowCache(tmp_path / "cache", max_side=80)
     a = cache.get("lucia", 0, 2, lambda i: frames[i])
     p = cache.path("lucia", 0, 2)
