@@ -7,6 +7,10 @@ probabilities at full resolution, trimaps None). Implementations:
   for recall in crowds) + MediaPipe pose_landmark_lite segmentation per box, recipe "V3".
 * `Solov2Teacher` (models/teachers/solov2.py): the official SOLOv2 COCO checkpoint through
   the trimap network's binary mode, for users who have that file.
+* `EnsembleTeacher` (models/teachers/ensemble.py, `load_ensemble`): YOLOX-Nano under flips
+  and 90/180/270° turns + D2Go + MediaPipe's pose detector, fused (fusion.py), masks under
+  rotated ROIs and a mirrored pass. With the video pass (video.py) it is the whole-video
+  teacher of `vidmatte-train pseudo-label` (default since issue 17).
 
 Teacher files live outside the project (research licences): `--teacher-dir` or
 `$VIDMATTE_TEACHER_DIR`, either the shared/weights layout (`coco_person_detection/…`,

@@ -17,9 +17,10 @@ train/vos ones hold every 2nd frame, so the clip the teachers see is that subsam
   setting elsewhere. To score it on *every* GT frame, the video pass runs `--every` times,
   once per labelled-frame offset, on per-frame results computed once (cached in --cache,
   so a rerun only repeats the video pass).
-* Seconds per labelled frame: per-frame teacher = its time per frame; whole-video teacher =
-  (ensemble time + (every-1) × light time + every × flow time + video-pass time per
-  labelled frame), all measured here on this machine (shared CPU: see the load note).
+* Seconds per labelled frame, measured with the two teachers' calls interleaved on the same
+  frames (`interleaved_timing`, `--timing-frames` per sequence) so the load of a shared CPU
+  weighs on both alike: per-frame teacher = one call; whole-video teacher = ensemble + (every
+  - 1) × light + every × flow pair + the video pass's time per labelled frame.
 
 On the instance images (shared/data/instances, shared/data/train/instances with instance
 ids): people found (a GT person matched one-to-one by a predicted mask at IoU >= 0.5) and
@@ -225,9 +226,11 @@ def whole_video_tracks(
     seconds = 0.0
     for o in range(min(every, T)):
         recs = [strong[t] if (t - o) % every == 0 else lights[t] for t in range(T)]
-        t0 = time.perf_counter()
+        if o == 0:  # timed as pseudo-label runs it: votes on the labelled frames only
+            t0 = time.perf_counter()
+            vp.run(recs, seq.frames, list(range(0, T, every)))
+            seconds = time.perf_counter() - t0
         out = vp.run(recs, seq.frames, everything)
-        seconds += (time.perf_counter() - t0) * len(range(o, T, every)) / T  # labelled only
         mine: dict[int, dict[int, np.ndarray]] = {}
         for t, labels in out.items():
             for lab in labels:
@@ -260,6 +263,40 @@ def whole_video_tracks(
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     u = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / u if u else 0.0
+
+
+def interleaved_timing(per_frame, ensemble, frames: list[np.ndarray], every: int) -> dict:
+    """Seconds per labelled frame of both teachers, measured on the same frames with the
+    calls interleaved, so a shared CPU's load weighs on both alike.
+
+    per-frame teacher: one call per labelled frame. Whole-video teacher: one ensemble call
+    + (every - 1) light calls + `every` flow pairs (two directions) per labelled frame; the
+    video pass is timed by the caller (it needs whole clips)."""
+    from vidmatte.models.teachers.video import frame_record
+
+    light = ensemble.light()
+    acc = {"per_frame": 0.0, "strong": 0.0, "light": 0.0, "flow": 0.0}
+    prev = None
+    for rgb in frames:
+        t0 = time.perf_counter()
+        per_frame(rgb)
+        t1 = time.perf_counter()
+        ensemble.full_masks(ensemble.people(rgb), *rgb.shape[:2])
+        t2 = time.perf_counter()
+        light.full_masks(light.people(rgb), *rgb.shape[:2])
+        t3 = time.perf_counter()
+        if prev is not None and prev.shape == rgb.shape:
+            frame_record(np.zeros((0, *rgb.shape[:2])), [], [], False, rgb, prev)
+        t4 = time.perf_counter()
+        acc["per_frame"] += t1 - t0
+        acc["strong"] += t2 - t1
+        acc["light"] += t3 - t2
+        acc["flow"] += t4 - t3
+        prev = rgb
+    n = max(1, len(frames))
+    m = {k: v / n for k, v in acc.items()}
+    m["whole_video"] = m["strong"] + (every - 1) * m["light"] + every * m["flow"]
+    return m
 
 
 # ----------------------------------------------------------------------------- instances
@@ -391,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="*", default=None, help="sequence names to run")
     p.add_argument("--no-instances", action="store_true")
+    p.add_argument("--timing-frames", type=int, default=4, metavar="N",
+                   help="frames per sequence for the interleaved speed measurement")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     shared = find_shared()
@@ -401,27 +440,34 @@ def main(argv: list[str] | None = None) -> int:
     per_frame = load_teacher(tdir, threads=args.threads)
     ensemble = load_ensemble(tdir, threads=args.threads)
     rows = []
+    timing_frames: list[np.ndarray] = []
+    vp_seconds: list[float] = []
     for base in VOS_SETS:
         for folder in sorted((shared / base).iterdir()):
             if args.only and folder.name not in args.only:
                 continue
             seq = load_sequence(folder, args.max_side)
-            pf_tracks, pf_s = per_frame_tracks(per_frame, seq)
+            pf_tracks, _ = per_frame_tracks(per_frame, seq)
             r = score_tracks(pf_tracks, seq)
-            r.update(method="per-frame teacher", s_per_labelled=pf_s)
+            r.update(method="per-frame teacher")
             rows.append(r)
             print(json.dumps(r), flush=True)
-            strong, lights, times = _records(ensemble, seq, args.cache, "fast")
+            strong, lights, _ = _records(ensemble, seq, args.cache, "fast")
             wv_tracks, vp_s = whole_video_tracks(strong, lights, seq, args.every)
+            vp_seconds.append(vp_s)
             r = score_tracks(wv_tracks, seq)
-            e = args.every
-            r.update(
-                method="whole-video teacher",
-                s_per_labelled=times["strong"] + (e - 1) * times["light"] + e * times["flow"]
-                + vp_s,
-            )  # fmt: skip
+            r.update(method="whole-video teacher")
             rows.append(r)
             print(json.dumps(r), flush=True)
+            k = len(seq.frames) // 2
+            timing_frames.extend(seq.frames[k : k + args.timing_frames])
+    timing = {}
+    if timing_frames:
+        timing = interleaved_timing(per_frame, ensemble, timing_frames, args.every)
+        timing["video_pass"] = float(np.mean(vp_seconds))
+        timing["whole_video"] += timing["video_pass"]
+        timing["frames"] = len(timing_frames)
+        print(json.dumps({"timing": timing}), flush=True)
     inst_rows = []
     if not args.no_instances:
 
@@ -440,11 +486,25 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         for r in inst_rows:
             print(json.dumps(r), flush=True)
-    result = {"vos": rows, "instances": inst_rows, "every": args.every, "max_side": args.max_side}
+    result = {
+        "vos": rows,
+        "instances": inst_rows,
+        "timing_s_per_labelled": timing,
+        "every": args.every,
+        "max_side": args.max_side,
+    }
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     md = _fmt_table(rows, ["data", "method", "frames", "J", "F", "TC", "TC_gt", "missed",
-                           "id_switches", "s_per_labelled"])  # fmt: skip
+                           "id_switches"])  # fmt: skip
+    if timing:
+        t = timing
+        md += (
+            f"\n\nseconds per labelled frame (interleaved, {t['frames']} frames): "
+            f"per-frame {t['per_frame']:.3f}, whole-video {t['whole_video']:.3f} (ensemble "
+            f"{t['strong']:.3f}, light {t['light']:.3f}, flow pair {t['flow']:.3f}, "
+            f"video pass {t['video_pass']:.3f})"
+        )
     if inst_rows:
         md += "\n\n" + _fmt_table(inst_rows, ["data", "method", "people", "found", "merged"])
     if args.md:

@@ -881,7 +881,8 @@ def _colour(track_id: int) -> tuple[int, int, int]:
 
 def write_preview(root: Path, manifest: dict, tiles: int = 12, tile_w: int = 360) -> Path:
     """A contact sheet of labelled frames: each person's foreground tinted in its track
-    colour, its unknown band hatched lighter, its ID written at its centre."""
+    colour, its unknown band lighter, pixels the teacher left unsure (ignore) hatched grey,
+    its ID written at its centre."""
     import cv2
 
     from vidmatte.training.data.teacher_dataset import write_image
@@ -905,6 +906,8 @@ def write_preview(root: Path, manifest: dict, tiles: int = 12, tile_w: int = 360
             c = np.array(_colour(inst["track_id"]), np.float32)
             img[tri == 255] = 0.45 * img[tri == 255] + 0.55 * c
             img[tri == 128] = 0.5 * img[tri == 128] + 0.5 * (255 + c) / 2
+            unsure = (tri == IGNORE_LEVEL) & (np.indices(tri.shape).sum(0) % 4 < 2)
+            img[unsure] = 0.4 * img[unsure] + 0.6 * 128  # hatched grey: ignored
             ys, xs = np.nonzero(tri == 255)
             if xs.size:
                 labels.append((int(xs.mean()), int(ys.mean()), inst["track_id"]))
