@@ -227,3 +227,14 @@ def test_calibrate_writes_the_person_threshold_the_pipeline_uses(per_frame, tmp_
     assert sha256_file(folder / "model.safetensors") == digest
     src = NetworkSource(model, torch.device("cpu"), False)
     assert src.min_score == thr
+
+
+def test_held_out_clips_are_skipped(videos_dir, tmp_path, shared_weights, capsys):
+    """pseudo-label refuses validation items itself (training/configs/validation.toml)."""
+    held = videos_dir / "maggie_three_dancers.mp4"
+    argv = ["pseudo-label", str(held), "--out", str(tmp_path / "a"), "--teacher-dir"]
+    assert train_main([*argv, str(shared_weights)]) == 3
+    err = capsys.readouterr().err
+    assert "skipping maggie_three_dancers.mp4: held out" in err
+    assert err.strip().splitlines()[-1].startswith("vidmatte-train: error: ")
+    assert not (tmp_path / "a").exists()  # nothing written
