@@ -48,7 +48,7 @@ profile: $(STAMP)
 RUNS ?= runs/shipped
 SHARED ?= ../shared
 weights: $(STAMP)
-	$(BIN)/vidmatte-train pseudo-label $(SHARED)/data/videos --out $(RUNS)/pseudo --tta \
+	$(BIN)/vidmatte-train pseudo-label $(SHARED)/data/videos --out $(RUNS)/pseudo --per-frame --tta \
 		--every 5 --window 2 --max-side 480 --preview --teacher-dir $(SHARED)/weights
 	$(BIN)/vidmatte-train distil-alpha $(RUNS)/pseudo --out $(RUNS)/distil
 	$(BIN)/vidmatte-train fit --config shipped --set data.dataset=$(RUNS)/pseudo \

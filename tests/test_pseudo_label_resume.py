@@ -165,8 +165,9 @@ def test_user_errors_are_one_line(cut, tmp_path, shared_weights, capsys, monkeyp
     (tmp_path / "c" / "notes.txt").write_text("mine")
     assert label(cut, tmp_path / "c", shared_weights) == 6
     assert label(cut, tmp_path / "d", shared_weights, "--every", "0") == 2
+    assert label(cut, tmp_path / "e", shared_weights, "--tta") == 2  # --tta needs --per-frame
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(e.startswith("vidmatte-train: error: ") for e in err)
+    assert len(err) == 5 and all(e.startswith("vidmatte-train: error: ") for e in err)
 
 
 def test_distil_alpha_makes_a_matting_folder(per_frame, tmp_path, capsys):

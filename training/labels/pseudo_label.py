@@ -701,6 +701,10 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
+    if not args.per_frame and (args.tta or args.detector != "yolox"):
+        raise UsageError("--tta and --detector choose the per-frame teacher: add --per-frame")
+    if args.per_frame and args.no_d2go:
+        raise UsageError("--no-d2go is for the whole-video teacher (per-frame: --detector)")
     sources = _skip_held_out(collect_sources(args.inputs))
     if not sources:
         raise InputError("every input is a held-out validation item: nothing to label")
