@@ -11,7 +11,7 @@ pixels and at reduced resolution (`skeleton_scale`), which keeps the cost at a f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -73,38 +73,58 @@ class OfflineTeacher:
         if len(boxes) == 0:
             return Instances.empty(h, w)
         poses = [self.segmenter.segment(rgb, b) for b in boxes]
-        masks = np.zeros((len(poses), h, w), np.float32)
+        # Masks live on the union of the people's windows (plus the margin the overlap rule
+        # looks around contested pixels), not on the whole frame: the same values, at the
+        # cost of the people's boxes (the pipeline's Instances are windowed anyway).
+        live = [p.window for p in poses if p.window[2] > p.window[0] and p.window[3] > p.window[1]]
+        if not live:
+            return Instances.empty(h, w)
+        m = _OVERLAP_PAD
+        ux0, uy0 = max(0, min(v[0] for v in live) - m), max(0, min(v[1] for v in live) - m)
+        ux1, uy1 = min(w, max(v[2] for v in live) + m), min(h, max(v[3] for v in live) + m)
+        shift = np.array([ux0, uy0], np.float32)  # exact: integers off float32 pixels
+        local = [replace(p, landmarks=p.landmarks - shift) for p in poses]
+        masks = np.zeros((len(poses), uy1 - uy0, ux1 - ux0), np.float32)
+        wins = []
         for i, p in enumerate(poses):
             x0, y0, x1, y1 = p.window
-            masks[i, y0:y1, x0:x1] = p.prob
-        resolve_overlaps(masks, poses, self.config)
-        keep = [i for i, p in enumerate(poses) if _window(masks[i], p.window).max(initial=0) > 0.5]
-        masks, boxes, scores = masks[keep], boxes[keep], scores[keep]
+            wins.append((x0 - ux0, y0 - uy0, max(x0, x1) - ux0, max(y0, y1) - uy0))
+            masks[i, y0 - uy0 : y1 - uy0, x0 - ux0 : x1 - ux0] = p.prob
+        resolve_overlaps(masks, local, self.config)
+        crops = [_window(masks[i], wins[i]).copy() for i in range(len(poses))]
+        keep = [i for i, c in enumerate(crops) if c.max(initial=0) > 0.5]
         if not keep:
             return Instances.empty(h, w)
-        mt = torch.from_numpy(masks)
+        windows = torch.tensor([poses[i].window for i in keep], dtype=torch.long)
         return Instances(
-            scores=torch.from_numpy(scores.astype(np.float32)),
-            labels=torch.zeros(len(keep), dtype=torch.long),
-            masks=mt,
-            boxes=torch.from_numpy(boxes.astype(np.float32)),
-            centres=_centres(masks, [poses[i].window for i in keep]),
+            torch.from_numpy(scores[keep].astype(np.float32)),
+            torch.zeros(len(keep), dtype=torch.long),
+            [torch.from_numpy(crops[i]) for i in keep],
+            torch.from_numpy(boxes[keep].astype(np.float32)),
+            _crop_centres([crops[i] for i in keep], [poses[i].window for i in keep]),
+            windows=windows,
+            image_size=(h, w),
         )
+
+
+#: pixels kept around the union of the windows: resolve_overlaps looks 4 px around the
+#: contested pixels, which must never be cut by the canvas where the frame goes on
+_OVERLAP_PAD = 8
+
+
+def _crop_centres(crops: list[np.ndarray], windows) -> torch.Tensor:
+    """Mass centres of masks > 0.5 (image pixels), each crop covering its window."""
+    out = np.zeros((len(crops), 2), np.float32)
+    for i, (c, (x0, y0, _, _)) in enumerate(zip(crops, windows, strict=True)):
+        mom = cv2.moments((c > 0.5).astype(np.uint8), binaryImage=True)
+        if mom["m00"] > 0:
+            out[i] = (x0 + mom["m10"] / mom["m00"], y0 + mom["m01"] / mom["m00"])
+    return torch.from_numpy(out)
 
 
 def _window(mask: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = window
     return mask[y0:y1, x0:x1]
-
-
-def _centres(masks: np.ndarray, windows: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    """Mass centres of masks > 0.5, looking only inside each person's window."""
-    out = np.zeros((len(masks), 2), np.float32)
-    for i, (m, (x0, y0, x1, y1)) in enumerate(zip(masks, windows, strict=True)):
-        mom = cv2.moments((m[y0:y1, x0:x1] > 0.5).astype(np.uint8), binaryImage=True)
-        if mom["m00"] > 0:
-            out[i] = (x0 + mom["m10"] / mom["m00"], y0 + mom["m01"] / mom["m00"])
-    return torch.from_numpy(out)
 
 
 def skeleton_distance(
