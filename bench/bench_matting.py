@@ -1,20 +1,32 @@
-"""Matting speed: ms per 1080p / 4K frame against the unknown-band width, IndexNet tiled vs
-whole image (CPU, and CUDA fp16 when available), with the classical matter alongside.
+"""Matting: quality and speed of each matter, and speed against the unknown-band width.
+
+Quality table (issue 19, README Matting): SAD, MSE, Grad, Conn of every matter (classical,
+fast, IndexNet shipped / given) on the held-out background-matting triplets and the
+held-out half of Composition-1k 'spring' (training/eval/matting_eval.py), with ms per
+person-frame at 720p and 1080p (the triplets rescaled, the pipeline's band-rule trimap),
+wall clock and CPU time, and the load average (the machine may be shared). Triplets:
+`--triplets DIR` or $VIDMATTE_TRIPLETS (`vidmatte-train background-matting` output);
+without them only the Composition-1k rows.
+
+Speed sweep: ms per 1080p / 4K frame against the unknown-band width, IndexNet tiled vs
+whole image (CPU, and CUDA fp16 when available), with the classical and fast matters.
 
 Frames and trimaps are synthetic but built from real data: a DAVIS frame and its person
 mask (../shared/data/vos/davis16_lucia) scaled up to the target resolution; the trimap
 band is the mask's boundary grown to the given width. IndexNet runs with the ImageNet
 encoder and an untrained decoder: speed does not depend on the weights.
 
-    python -m bench.bench_matting [--quick]
+    python -m bench.bench_matting [--quick] [--triplets DIR] [--indexnet MODEL_DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -61,11 +73,75 @@ def _time(fn, repeats: int) -> list[float]:
     return out
 
 
+def quality(quick: bool = False, triplets: str | None = None, indexnet: str | None = None) -> dict:
+    """The README's Matting table (module docstring)."""
+    import torch
+
+    from vidmatte.models.indexnet.model import IndexNetMatting
+    from vidmatte.models.matters.base import build_matter
+    from vidmatte.models.matters.indexnet import IndexNetMatter
+    from vidmatte.models.shared import find_shared
+    from vidmatte.training.eval.matting_eval import (
+        evaluate_matter,
+        held_out_triplets,
+        load_average,
+        spring_item,
+    )
+
+    shared = find_shared()
+    triplets = triplets or os.environ.get("VIDMATTE_TRIPLETS")
+    groups = []
+    if triplets:
+        items = held_out_triplets(triplets, limit=6 if quick else 0)
+        if items:
+            groups.append(("held-out triplets", items))
+    if shared is not None:
+        groups.append(("c1k spring, right half", [spring_item(shared)]))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    matters = [("classical", build_matter("classical")), ("fast", build_matter("fast"))]
+    folders = [
+        ("indexnet (shipped)", Path(__file__).resolve().parents[1] / "assets/weights/indexnet")
+    ]
+    if indexnet:
+        folders.append(("indexnet (" + Path(indexnet).name + ")", Path(indexnet)))
+    for name, folder in folders:
+        if (folder / "config.json").is_file():
+            matters.append((name, IndexNetMatter(IndexNetMatting.from_folder(folder))))
+    rows = []
+    for dataset, items in groups:
+        for name, matter in matters:
+            speed = 0 if dataset.startswith("c1k") else (2 if quick else 6)
+            r = evaluate_matter(matter, items, speed_items=speed)
+            row = {"dataset": dataset, "matter": name, "load": load_average()}
+            row.update({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"rows": rows}
+
+
+def markdown(rows: list[dict]) -> str:
+    """The quality table as the README shows it."""
+    head = "| data | matter | SAD | MSE ×1e3 | Grad | Conn | ms/person 720p | 1080p | CPU ms 720p |"
+    out = [head, "|" + "---|" * 9]
+    for r in rows:
+
+        def ms(k: str, r: dict = r) -> str:
+            return f"{r[k]:.0f}" if k in r else "–"
+
+        out.append(
+            f"| {r['dataset']} ({r['items']}) | {r['matter']} | {r['SAD']:.2f} | {r['MSE']:.2f} "
+            f"| {r['Grad']:.2f} | {r['Conn']:.2f} | {ms('ms_720p')} | {ms('ms_1080p')} "
+            f"| {ms('cpu_ms_720p')} |"
+        )
+    return "\n".join(out)
+
+
 def run(quick: bool = False) -> dict:
     import torch
 
     from vidmatte.models.indexnet.model import build_indexnet
     from vidmatte.models.matters.classical import ClassicalMatter
+    from vidmatte.models.matters.fast import FastMatter
     from vidmatte.models.matters.indexnet import IndexNetMatter
 
     model = build_indexnet(True).eval()
@@ -91,6 +167,7 @@ def run(quick: bool = False) -> dict:
                     setups.append((f"indexnet-whole/{dev}", whole))
             if not (quick and width > 16) and (res == "1080p" or width <= 32):
                 setups.append(("classical/cpu", ClassicalMatter()))
+            setups.append(("fast/cpu", FastMatter()))
             base = None
             for name, matter in setups:
                 if name.endswith("cuda"):
@@ -118,7 +195,14 @@ def run(quick: bool = False) -> dict:
                 rows.append(row)
                 print(_fmt(row), flush=True)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"rows": rows, "peak_rss_mb": round(peak_rss), "quick": quick}
+    table = quality(quick)["rows"]
+    return {
+        "rows": rows,
+        "quality": table,
+        "quality_markdown": markdown(table),
+        "peak_rss_mb": round(peak_rss),
+        "quick": quick,
+    }
 
 
 def matter_tiles(matter, tri: np.ndarray) -> list:
@@ -145,9 +229,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="also write the result here")
+    ap.add_argument("--triplets", help="background-matting triplet folder (held-out clips)")
+    ap.add_argument("--indexnet", help="also score this IndexNet model folder")
+    ap.add_argument("--quality-only", action="store_true", help="only the quality table")
     args = ap.parse_args()
-    result = run(quick=args.quick)
-    print(f"peak RSS {result['peak_rss_mb']} MB")
+    if args.quality_only:
+        result = quality(args.quick, args.triplets, args.indexnet)
+        print(markdown(result["rows"]))
+    else:
+        if args.triplets:
+            os.environ["VIDMATTE_TRIPLETS"] = args.triplets
+        result = run(quick=args.quick)
+        print(result["quality_markdown"])
+    if "peak_rss_mb" in result:
+        print(f"peak RSS {result['peak_rss_mb']} MB")
     if args.json:
         from vidmatte.matting.io.atomic import atomic_write_text
 

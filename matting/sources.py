@@ -83,20 +83,14 @@ class NetworkSource:
 
     @torch.inference_mode()
     def trimaps(self, instances: Instances) -> list[WindowedTrimap]:
-        from vidmatte.models.trimap import LEVELS, masks_to_trimap_windows
+        from vidmatte.models.trimap import masks_to_trimap_windows
 
         if instances.trimap_crops is None:  # binary-mode weights: masks only
             crops = [m.float().cpu() for m in instances.mask_crops]
             return masks_to_trimap_windows(crops, instances.windows.tolist(), instances.image_size)
-        # argmax (bg, unknown, fg) = (0, 1, 2) -> 0 / 128 / 255 without a lookup: 128 * k
-        # saturates at 255 for k = 2 (LEVELS)
-        assert LEVELS == (0, 128, 255)
-        out = []
-        for i, probs in enumerate(instances.trimap_crops):
-            k = probs.argmax(0).to(torch.int16)
-            tri = (k * 128).clamp_(max=255).to(torch.uint8)
-            out.append((instances.window(i), tri.cpu().numpy()))
-        return out
+        return [
+            (instances.window(i), probs_to_levels(p)) for i, p in enumerate(instances.trimap_crops)
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {"instances": "trimap-network", **self.info}
@@ -132,6 +126,18 @@ class TeacherSource:
         return {"instances": "teacher", **self.info}
 
     min_score: float = 0.5  # the teacher's scores are detector confidences
+
+
+def probs_to_levels(probs: torch.Tensor) -> np.ndarray:
+    """(3, h, w) probabilities (bg, unknown, fg) -> uint8 trimap (0/128/255) by argmax,
+    computed on their device with comparisons (the first maximum wins, as argmax): a
+    channel argmax over 3 was 120 ms for one 720p person on a CPU, this is a few ms."""
+    from vidmatte.models.trimap import BG, FG, UNKNOWN
+
+    bg, unknown, fg = probs[0], probs[1], probs[2]
+    level = torch.where(unknown >= fg, UNKNOWN, FG).to(torch.uint8)
+    level = level.masked_fill_((bg >= unknown) & (bg >= fg), BG)
+    return level.cpu().numpy()
 
 
 def resolve_source(
@@ -197,6 +203,14 @@ def _load_teacher(teacher_dir: str | Path | None) -> TeacherSource:
     )
 
 
+#: Whether `--matter auto` runs the IndexNet shipped in assets/ on a CUDA device. Set from
+#: the README's Matting table: only when its SAD is at most the classical matter's on the
+#: held-out triplets and Composition-1k (issue 19).
+SHIPPED_INDEXNET_ON_CUDA = False
+#: What `--matter auto` runs otherwise (README, Matting: the side-by-side table).
+AUTO_MATTER = "classical"
+
+
 def resolve_matter(
     kind: str = "auto",
     *,
@@ -204,30 +218,31 @@ def resolve_matter(
     device: torch.device,
     fp16: bool = False,
 ) -> tuple[Matter, dict[str, Any]]:
-    """IndexNet when asked for (`--matter indexnet`, `--matting-weights`) or when the user
-    configured its weights ($VIDMATTE_INDEXNET_WEIGHTS / $VIDMATTE_WEIGHTS); otherwise the
-    classical matter. The IndexNet weights shipped in assets/ are not picked by `auto`: on
-    every measure we have they are below the classical matter (README, Evaluation), which
-    needs no files at all, so shipped weights would only make the default worse."""
+    """The matter for `kind` (README, Matting).
+
+    `indexnet` (or `--matting-weights`): IndexNet from the given / configured / shipped
+    folder. `classical`: closed-form, the quality reference. `fast`: closed-form on a coarse
+    grid with guided upsampling. `auto` picks, per device, the best matter that keeps the
+    pipeline's speed: IndexNet weights the user configured ($VIDMATTE_INDEXNET_WEIGHTS /
+    $VIDMATTE_WEIGHTS) on any device; on CUDA the shipped IndexNet where
+    `SHIPPED_INDEXNET_ON_CUDA` says it is at least as good as closed-form; otherwise
+    `AUTO_MATTER`."""
     from vidmatte.models.matters.base import build_matter
 
     if kind not in MATTERS:
         raise UsageError(f"--matter {kind!r}: choose one of {', '.join(MATTERS)}")
-    info: dict[str, Any] = {}
-    if kind == "fast":
-        return build_matter("fast"), {"matter": "fast"}
-    if kind in ("auto", "indexnet"):
-        from vidmatte.models.weights.resolution import find_weights, resolve_weights
+    if kind in ("fast", "classical"):
+        return build_matter(kind), {"matter": kind}
+    from vidmatte.models.weights.resolution import find_weights, resolve_weights
 
-        if kind == "indexnet" or weights is not None:
-            found = resolve_weights("indexnet", weights, allow_download=False)
-        else:
-            found = find_weights("indexnet")
-            if found is not None and found.source != "env":
-                found = None  # shipped or cached: classical is better (docstring)
-        if found is not None:
-            info = {"matter": "indexnet", "weights": str(found.folder), "sha256": found.sha256}
-            return build_matter(
-                "indexnet", weights=found.folder, device=str(device), fp16=fp16
-            ), info
-    return build_matter("classical", device=str(device)), {"matter": "classical"}
+    if kind == "indexnet" or weights is not None:
+        found = resolve_weights("indexnet", weights, allow_download=False)
+    else:
+        found = find_weights("indexnet")
+        shipped_ok = SHIPPED_INDEXNET_ON_CUDA and device.type == "cuda"
+        if found is not None and found.source != "env" and not shipped_ok:
+            found = None
+    if found is not None:
+        info = {"matter": "indexnet", "weights": str(found.folder), "sha256": found.sha256}
+        return build_matter("indexnet", weights=found.folder, device=str(device), fp16=fp16), info
+    return build_matter(AUTO_MATTER), {"matter": AUTO_MATTER}

@@ -48,7 +48,7 @@ from vidmatte.training.trainer import from_dict
 
 @dataclass
 class IndexNetDataConfig:
-    matting: list[str] = field(default_factory=list)  # NAME/{image,alpha[,fg]} folders
+    matting: list[str] = field(default_factory=list)  # NAME/{image,alpha[,fg]} folders or globs
     backgrounds: list[str] = field(default_factory=list)
     out_size: tuple[int, int] = (320, 320)
     scale_range: tuple[float, float] = (0.5, 2.0)
@@ -126,6 +126,9 @@ class IndexNetTask:
         self.loss = from_dict(IndexNetLossConfig, config.get("loss"), "loss")
         if not self.data.matting:
             raise UsageError("config [data]: IndexNet training needs `matting` folders")
+        self.data.matting = _expand(self.data.matting)
+        if not self.data.matting:
+            raise UsageError("config [data]: the `matting` patterns match no triplet folder")
         _refuse_held_out(self.data.matting, "matting")
         _refuse_held_out(self.data.backgrounds, "backgrounds")
         self.seed = seed
@@ -207,6 +210,25 @@ class IndexNetTask:
 
     def export(self, model: nn.Module, folder: Path) -> None:
         write_model_folder(model, folder)
+
+
+def _expand(entries: list[str]) -> list[str]:
+    """Matting folders; an entry with * is a glob of NAME folders (those with an alpha/ that
+    are not held out: a pattern may cover a triplet folder's evaluation clips)."""
+    import glob
+
+    from vidmatte.training.data.validation import is_held_out
+
+    out: list[str] = []
+    for e in entries:
+        if "*" not in e:
+            out.append(e)
+            continue
+        for f in sorted(glob.glob(e)):
+            p = Path(f)
+            if (p / "alpha").is_dir() and any((p / "alpha").iterdir()) and not is_held_out(p):
+                out.append(f)
+    return out
 
 
 def _refuse_held_out(folders: list[str], key: str) -> None:

@@ -15,7 +15,8 @@ Metrics per item (training/metrics/alpha.py): SAD (sum |α - g| / 1000 over the 
 crop, known pixels included, as Composition-1k reports it), MSE ×1e3, Grad, Conn over
 the trimap's unknown pixels; averaged over items. Speed: ms per person-frame with each
 triplet rescaled so that its source frame is 720p (short side 720) or 1080p, wall clock
-and process CPU time (the machine may be shared: the load average is recorded with it).
+and process CPU time (the machine may be shared: the load average is recorded with it),
+on the pipeline's trimap for that person (the band rule on alpha > 0.5).
 """
 
 from __future__ import annotations
@@ -112,15 +113,17 @@ def score(pred: np.ndarray, item: MattingItem) -> dict[str, float]:
 
 
 def rescaled(item: MattingItem, short_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """(image, trimap) of the item as if its frame had this short side."""
-    from vidmatte.models.trimap import trimap_from_alpha
+    """(image, trimap) of the item as if its frame had this short side; the trimap is the
+    pipeline's: the band rule on the person's mask (alpha > 0.5), as from a perfect
+    segmenter, so the timed band is the band the pipeline solves."""
+    from vidmatte.models.trimap import masks_to_trimaps
 
     s = short_side / item.frame_short_side
     h, w = item.alpha.shape
     size = (max(8, round(w * s)), max(8, round(h * s)))
     img = cv2.resize(item.image, size, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
     a = cv2.resize(item.alpha, size, interpolation=cv2.INTER_LINEAR)
-    return img, trimap_from_alpha(a)
+    return img, masks_to_trimaps((a > 0.5)[None])[0]
 
 
 def evaluate_matter(

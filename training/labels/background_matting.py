@@ -77,6 +77,9 @@ class BackgroundMattingConfig:
     max_spread: float = 0.05  # median |sample - median| of a trusted plate pixel
     fill_texture: float = 0.012  # plain backdrop: local plate std below this may be filled
     near_factor: float = 0.12  # a person's region: mask dilated by factor·sqrt(area) + 6 px
+    # sure foreground: the teacher's mask eroded by factor·sqrt(area) + hair_reach px. Thin:
+    # texture that matches the plate (white sequins on white) would otherwise punch holes
+    interior_factor: float = 0.02
     feet: float = 0.06  # fraction of the person's height treated as floor contact (below)
     hair_reach: int = 6  # px: background this close to a clear difference stays unknown
     data_weight: float = 2.0  # data term weight against the Laplacian
@@ -86,7 +89,7 @@ class BackgroundMattingConfig:
     # Filter thresholds (per frame-person).
     max_recomposite: float = 0.040  # mean |αF̂ + (1-α)B - I| where 0 < α < 1 (or 4·noise)
     max_ring_outliers: float = 0.05  # ring pixels that differ from the plate
-    max_untrusted: float = 0.08  # see-through band pixels on an untrusted plate
+    max_untrusted: float = 0.25  # see-through band pixels on an untrusted plate
     max_camouflage: float = 0.15  # band pixels with |F̂ - B| < conf_scale / 2
     min_mask_iou: float = 0.70  # (α > 0.5) against the teacher's mask
     min_area: int = 4000  # px at working resolution
@@ -364,7 +367,7 @@ def solve_known_background(
     # Sure foreground: deep inside the teacher's mask, where the image differs from B.
     pm = (prior > 0.5) & near
     area = max(int(pm.sum()), 1)
-    r_in = int(cfg.near_factor * np.sqrt(area) / 2) + 3
+    r_in = int(cfg.interior_factor * np.sqrt(area)) + cfg.hair_reach
     deep = cv2.distanceTransform(pm.astype(np.uint8), cv2.DIST_L2, 5) > r_in
     # (colour is not asked for: a body's interior is foreground even where it matches B)
     sure_fg = deep & near
@@ -407,7 +410,7 @@ def solve_known_background(
     pw = cfg.prior_weight * (1.0 - conf)
     target = (conf * a_hat + pw * prc) / (conf + pw + 1e-9)
     lam = cfg.data_weight * (conf + pw)
-    system = (l_uu + sp.diags(lam + 1e-9)).tocsr()
+    system = (l_uu + sp.diags(lam + 1e-9)).tocsr()  # (l_uu: csc, ridge 0)
     a_u = np.clip(_conjugate_gradient(system, rhs + lam * target, target), 0, 1)
     sub = alpha[crop].reshape(-1)
     sub[u] = a_u
@@ -471,6 +474,8 @@ def quality(
     ring = (cv2.dilate(region.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0) & ~region
     if others is not None:
         ring &= ~others
+    # the floor by the feet is declared background by the solve (shadows, reflections)
+    ring &= ~_floor(person_mask.astype(np.float32), cfg.feet)
     d = np.sqrt(((image - solve.background) ** 2).sum(-1))
     out = (d > max(0.08, 5 * noise)) & ~_shadow(image, solve.background)
     ring_out = float(out[ring].mean()) if ring.any() else 1.0
@@ -655,6 +660,17 @@ def _people(teacher, rgb: np.ndarray) -> np.ndarray:
     return inst.masks.float().numpy()[keep]
 
 
+def main_parts(alpha: np.ndarray, min_share: float = 0.05) -> np.ndarray:
+    """Alpha with disconnected specks removed: components of alpha > 0.02 smaller than
+    `min_share` of the largest are background (plate errors, not the person)."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.02).astype(np.uint8), 8)
+    if n <= 2:
+        return alpha
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.concatenate([[False], areas >= min_share * areas.max()])
+    return np.where(keep[lab], alpha, 0.0).astype(alpha.dtype)
+
+
 def _grow(mask: np.ndarray, r: int) -> np.ndarray:
     return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5) <= r
 
@@ -728,7 +744,7 @@ def label_clip(
         contact = np.sum(close, axis=0) > 1
         for k, m in enumerate(people):
             own = owner == k
-            pa = np.where(own, s.alpha, 0.0).astype(np.float32)
+            pa = main_parts(np.where(own, s.alpha, 0.0).astype(np.float32))
             others = near & ~own
             rep = quality(s, img, pa, m > 0.5, own, plate.trusted, cfg, fi, k + 1, noise, others)
             if (contact & close[k] & (s.alpha > 0.02)).any():

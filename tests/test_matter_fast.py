@@ -1,0 +1,87 @@
+"""The fast matter (coarse closed-form + guided upsampling) against closed-form, on real data."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vidmatte.models.matters.base import Matter, build_matter
+from vidmatte.models.matters.classical import closed_form_alpha, solve_dirichlet
+from vidmatte.models.matters.fast import affine_coefficients, fast_alpha, solve_band
+from vidmatte.models.trimap import masks_to_trimaps
+from vidmatte.training.metrics import evaluation_trimap
+
+SPRING = "matting/c1k_spring-289527_1920_15"
+
+
+@pytest.fixture(scope="module")
+def spring(shared_data):
+    d = shared_data / SPRING
+    name = "spring-289527_1920_15.png"
+    im = cv2.cvtColor(cv2.imread(str(d / "image" / name)), cv2.COLOR_BGR2RGB)
+    a = cv2.imread(str(d / "alpha" / name), 0)
+    # a full-resolution 200×200 window of strands from the left half (the right half is the
+    # README's evaluation item); downscaled, strands vanish and the comparison says nothing
+    im = np.ascontiguousarray(im[250:450, 200:400])
+    a = a[250:450, 200:400].astype(np.float32) / 255
+    return im, a, evaluation_trimap(a)
+
+
+@pytest.fixture(scope="module")
+def lucia(shared_data):
+    d = shared_data / "vos" / "davis16_lucia"
+    im = cv2.cvtColor(cv2.imread(str(d / "frames" / "00030.jpg")), cv2.COLOR_BGR2RGB)
+    m = cv2.imread(str(d / "masks" / "00030.png"), 0) > 127
+    return im, masks_to_trimaps(m[None])[0]
+
+
+def test_fast_within_bound_of_closed_form_on_composition_1k(spring):
+    im, gt, tri = spring
+    matter = build_matter("fast")
+    assert isinstance(matter, Matter) and matter.name == "fast"
+    fast = matter(im, np.stack([tri, tri]))
+    assert fast.shape == (2, *tri.shape) and fast.dtype == np.float32
+    np.testing.assert_array_equal(fast[0], fast[1])
+    cf = closed_form_alpha(im, tri)
+    sad = lambda a: np.abs(a - gt).sum() / 1000  # noqa: E731
+    # Issue 19's bound: alpha errors within 15 % of closed-form's given the same trimap.
+    assert sad(fast[0]) <= 1.15 * sad(cf), (sad(fast[0]), sad(cf))
+    base = np.where(tri == 128, 0.5, tri / 255.0)  # a constant 0.5 in the band
+    assert sad(fast[0]) < 0.7 * sad(base)
+    assert np.all(fast[0][tri == 0] == 0) and np.all(fast[0][tri == 255] == 1)
+
+
+def test_fast_follows_closed_form_on_a_real_person(lucia):
+    im, tri = lucia
+    fast = fast_alpha(im, tri)
+    cf = closed_form_alpha(im, tri)
+    band = tri == 128
+    assert np.all(fast[~band] == cf[~band])
+    d = np.abs(fast - cf)[band]
+    # closed-form's own answer on the band, to within a few per cent on average
+    assert d.mean() < 0.05 and np.mean(d > 0.25) < 0.05, (d.mean(), np.mean(d > 0.25))
+    # a thin band is solved at full resolution, exactly as closed-form does
+    thin = fast_alpha(im, tri, target_unknowns=10**9)
+    np.testing.assert_array_equal(thin, cf)
+
+
+def test_solve_band_is_the_exact_dirichlet_solution(spring):
+    im, _, tri = spring
+    crop = im[40:100, 100:180].astype(np.float64) / 255
+    t = tri[40:100, 100:180].copy()
+    t[0] = t[-1] = 0  # a known frame around the crop
+    known = t != 128
+    values = (t == 255).astype(np.float64)
+    d = np.abs(solve_band(crop, known, values) - solve_dirichlet(crop, known, values))
+    # the same system; summation order differs, which weakly constrained pixels amplify
+    assert d.mean() < 1e-4 and d.max() < 1e-2, (d.mean(), d.max())
+
+
+def test_affine_coefficients_reproduce_a_linear_alpha():
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 50, 3)).astype(np.float32)
+    alpha = (0.3 * img[..., 0] - 0.2 * img[..., 1] + 0.5 * img[..., 2] + 0.1).astype(np.float32)
+    a, b = affine_coefficients(img, alpha, radius=2, eps=1e-8)
+    rec = (a * img).sum(-1) + b
+    assert np.abs(rec - alpha)[3:-3, 3:-3].max() < 1e-3
