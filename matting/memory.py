@@ -4,9 +4,10 @@ Why: the pipeline's stage threads and matting workers all allocate large, short-
 buffers (frames, crops, sparse systems). glibc gives every thread that contends for the
 heap its own arena (up to 8 per core) and keeps freed memory in each of them, so peak RSS
 grew with the number of threads: 2.13 GB against 1.67 GB with two arenas on the same 720p
-clip (README, Speed). Two arenas keep that flat at no measurable cost in speed, and
-`trim()` after each frame hands freed pages back to the system, so the peak follows what
-one frame needs rather than what several frames left behind.
+clip (README, Speed and memory). Two arenas keep that flat at no measurable cost in
+speed, and `trim()` after each network call, each person's matting and each frame hands
+freed pages back to the system (1.24 GB), so the peak follows what the work in flight
+needs rather than what earlier frames left behind.
 
 No-ops where the C library is not glibc (macOS, Windows, musl).
 """

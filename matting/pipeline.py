@@ -346,13 +346,8 @@ class _Run:
     def __init__(self, pipe: Pipeline, reader, start: int, end: int | None, skip) -> None:
         from vidmatte.matting.tracking.association import AssociationConfig, Associator
 
-        self.pipe, self.reader, self.start_index, self.end, self.skip = (
-            pipe,
-            reader,
-            start,
-            end,
-            skip,
-        )
+        self.pipe, self.reader, self.skip = pipe, reader, skip
+        self.start_index, self.end = start, end
         cfg = pipe.config
         total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
         total = max(0, total_end - start) if total_end else None
@@ -464,6 +459,8 @@ class _Run:
                 break
             t0 = time.perf_counter()
             detections = pipe.source.detect([f.rgb for f in batch], select=select)
+            if _TRIM:
+                trim()  # the network's activations
             self._add("network", time.perf_counter() - t0)
             for frame, inst in zip(batch, detections, strict=True):
                 self._put(self.inst_q, Detected(frame, inst, t0))
@@ -531,8 +528,8 @@ class _Run:
     def _matte(self, rgb: np.ndarray, window: Window, trimap: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         out = matte_person(self.pipe.matter, rgb, window, trimap)
-        if _TRIM_JOBS:
-            trim()
+        if _TRIM:
+            trim()  # a solve's buffers are the biggest that are freed (matting/memory.py)
         self._add("matting", time.perf_counter() - t0)
         return out
 
@@ -576,8 +573,8 @@ class _Run:
 _END = object()
 #: how often a blocked stage looks whether the pipeline is stopping (cancel, a failure)
 _POLL_S = 0.1
+#: `VIDMATTE_MALLOC_TRIM=0` keeps freed pages in the process (to measure what trimming buys)
 _TRIM = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") != "0"
-_TRIM_JOBS = os.environ.get("VIDMATTE_MALLOC_TRIM", "1") == "2"
 
 
 def _drain(q: queue.Queue) -> None:

@@ -205,7 +205,7 @@ class Instances:
 
     # ------------------------------------------------------------------ reduced masks
     def sampled_masks(self, rows: Tensor, cols: Tensor, threshold: float = 0.5) -> Tensor:
-        """(N, len(rows), len(cols)) bool: mask > threshold at the given image pixels.
+        """(N, len(rows), len(cols)) bool: mask > threshold at the given (sorted) pixels.
 
         Equal to `masks[:, rows][:, :, cols] > threshold` (threshold >= 0.5), but only each
         window is read: the cost follows the sampled grid, not the image.
@@ -214,13 +214,15 @@ class Instances:
         rows, cols = rows.cpu(), cols.cpu()
         for i, crop in enumerate(self.mask_crops):
             x0, y0, x1, y1 = self.window(i)
-            r = ((rows >= y0) & (rows < y1)).nonzero().flatten()
-            c = ((cols >= x0) & (cols < x1)).nonzero().flatten()
-            if r.numel() == 0 or c.numel() == 0:
+            # rows and columns are sorted: those inside the window are one run of them
+            r0, r1 = (int(v) for v in torch.searchsorted(rows, torch.tensor([y0, y1])))
+            c0, c1 = (int(v) for v in torch.searchsorted(cols, torch.tensor([x0, x1])))
+            if r0 == r1 or c0 == c1:
                 continue
             dev = crop.device
-            sub = crop[(rows[r] - y0).to(dev)][:, (cols[c] - x0).to(dev)] > threshold
-            out[i, r[0] : r[-1] + 1, c[0] : c[-1] + 1] = sub.cpu()
+            sub = crop.index_select(0, (rows[r0:r1] - y0).to(dev))
+            sub = sub.index_select(1, (cols[c0:c1] - x0).to(dev)) > threshold
+            out[i, r0:r1, c0:c1] = sub.cpu()
         return out
 
     def area_masks(self, size: tuple[int, int], threshold: float = 0.5) -> Tensor:

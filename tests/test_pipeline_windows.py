@@ -82,6 +82,13 @@ def test_network_windows_equal_whole_frame(student, clip, size, side):
     assert torch.equal(inst.masks > 0.5, (1 - probs[:, 0]) > 0.5)
     ref_boxes, _ = boxes_and_centres(1 - probs[:, 0])
     assert torch.equal(inst.boxes, ref_boxes)
+    from vidmatte.matting.sources import probs_to_levels
+    from vidmatte.models.trimap import probs_to_trimaps
+
+    for crop in inst.trimap_crops:  # the pipeline's trimaps: argmax by comparisons
+        assert np.array_equal(probs_to_levels(crop), probs_to_trimaps(crop[None])[0])
+    ties = torch.tensor([[0.4, 0.4, 0.2], [0.2, 0.4, 0.4], [0.3, 0.3, 0.3]]).T.reshape(3, 1, 3)
+    assert np.array_equal(probs_to_levels(ties), probs_to_trimaps(ties[None])[0])
     exact = output_size == tuple(4 * s for s in logits.shape[-2:])
     for k in range(len(inst)):
         (x0, y0, x1, y1), vals = upsample_window(logits[k], image_size, output_size)
