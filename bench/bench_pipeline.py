@@ -46,8 +46,10 @@ TARGETS = {
 
 
 def _paths() -> list[tuple[str, dict]]:
-    """(label, PipelineConfig kwargs): the default path, and the configured teacher when
-    the default is not already that."""
+    """(label, PipelineConfig kwargs): the default path, the configured teacher when the
+    default is not already that, and both with `--matter fast` while `auto` is another."""
+    from vidmatte.matting.device import select_device
+    from vidmatte.matting.sources import MATTERS, resolve_matter
     from vidmatte.models.shared import shared_weights
     from vidmatte.models.teachers.base import find_teacher_dir
 
@@ -55,6 +57,10 @@ def _paths() -> list[tuple[str, dict]]:
     w = shared_weights()
     if w is not None and find_teacher_dir(None) is None:
         paths.append(("teacher", {"teacher_dir": str(w)}))
+    auto = resolve_matter("auto", device=select_device("auto"))[1].get("matter")
+    if "fast" in MATTERS and auto != "fast":
+        # the CPU matter of issue 19, while `auto` does not pick it yet
+        paths += [(f"{label} + fast", {**kw, "matter": "fast"}) for label, kw in list(paths)]
     return paths
 
 
@@ -218,7 +224,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _memory_child(clip: str, frames: int, teacher_dir: str | None) -> None:
+def _memory_child(clip: str, frames: int, teacher_dir: str | None, matter: str | None) -> None:
     """The whole CLI on one clip; prints {"code", "peak_mib", "seconds"} as JSON."""
     from vidmatte.matting.cli import main
 
@@ -226,6 +232,8 @@ def _memory_child(clip: str, frames: int, teacher_dir: str | None) -> None:
         args = [clip, "--out", tmp + "/o", "--quiet", "--end", str(frames)]
         if teacher_dir:
             args += ["--teacher-dir", teacher_dir]
+        if matter:
+            args += ["--matter", matter]
         t0 = time.perf_counter()
         code = main(args)
     out = {"code": code, "peak_mib": peak_rss_mib(), "seconds": time.perf_counter() - t0}
@@ -237,6 +245,8 @@ def memory_row(label: str, kwargs: dict, what: str, clip: Path, frames: int) -> 
     cmd += ["--frames", str(frames)]
     if kwargs.get("teacher_dir"):
         cmd += ["--teacher-dir", kwargs["teacher_dir"]]
+    if kwargs.get("matter"):
+        cmd += ["--matter", kwargs["matter"]]
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     lines = [ln for ln in r.stdout.strip().splitlines() if ln.startswith("{")]
@@ -345,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--teacher-dir", help=argparse.SUPPRESS)
+    p.add_argument("--matter", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
-        _memory_child(args.memory_child, args.frames, args.teacher_dir)
+        _memory_child(args.memory_child, args.frames, args.teacher_dir, args.matter)
         return 0
     result = run(args.quick, speed=not args.only_memory, memory=not args.no_memory)
     _print(result)
