@@ -110,3 +110,45 @@ def test_cancel_and_early_close_end_every_thread(pipe):
         next(gen)
         gen.close()  # the consumer stops reading (GUI closes, export fails)
     assert _wait_threads_gone() == []
+
+
+def test_smoothing_starts_from_the_first_frame_and_stays_a_trimap(pipe):
+    """--smooth: a track's first frame is its own probabilities (S_0 = P_0), later frames
+    are still 0/128/255 trimaps inside the frame."""
+    from vidmatte.matting.pipeline import Pipeline
+
+    plain = _run(pipe)
+    smooth = Pipeline(PipelineConfig(source="network", matter="classical", smooth=True))
+    smoothed = _run(smooth)
+    first = next(i for i, r in enumerate(plain) if r.people)
+    for tid, p in plain[first].people.items():
+        assert np.array_equal(smoothed[first].people[tid].trimap, p.trimap)
+    for r in smoothed:
+        for p in r.people.values():
+            assert set(np.unique(p.trimap)) <= {0, 128, 255}
+            assert p.trimap.shape == r.frame.rgb.shape[:2]
+
+
+@pytest.mark.parametrize("matter", ["classical", "fast"])
+def test_same_bytes_whatever_the_thread_counts(pipe, matter):
+    """A Ray worker runs with one torch thread, a plain run with all cores, and people are
+    matted in a pool: the outputs must not depend on any of it (issue 22: byte-identical)."""
+    import torch
+
+    from vidmatte.matting.pipeline import Pipeline
+
+    p = Pipeline(PipelineConfig(source="network", matter=matter))
+    threads = torch.get_num_threads()
+    try:
+        ref = _run(p)
+        torch.set_num_threads(1)
+        p.matting_workers = 1
+        one = _run(p)
+    finally:
+        torch.set_num_threads(threads)
+    assert any(r.people for r in ref)
+    for a, b in zip(ref, one, strict=True):
+        assert a.people.keys() == b.people.keys()
+        for tid, q in a.people.items():
+            assert np.array_equal(q.trimap_crop, b.people[tid].trimap_crop)
+            assert np.array_equal(q.alpha_crop, b.people[tid].alpha_crop)
