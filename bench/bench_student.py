@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -117,9 +118,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", action="append", default=[], metavar="LABEL=DIR")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON (atomically)")
     args = p.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
     res = run(args.quick, models)
+    if args.json:
+        import json
+
+        from vidmatte.matting.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
     print("method | threads | ms / frame at 720p | × teacher speed | load average")
     for r in res["rows"]:
         print(

@@ -277,6 +277,7 @@ def test_auto_prefers_what_the_user_configured(shared_weights, monkeypatch):
     classical matter, shipped ones do not; `--matter indexnet` takes the shipped ones."""
     import torch
 
+    from vidmatte.matting import sources
     from vidmatte.matting.sources import resolve_matter, resolve_source
     from vidmatte.models.weights.resolution import find_weights
 
@@ -284,7 +285,9 @@ def test_auto_prefers_what_the_user_configured(shared_weights, monkeypatch):
     for var in ("VIDMATTE_WEIGHTS", "VIDMATTE_TRIMAPNET_WEIGHTS", "VIDMATTE_INDEXNET_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("VIDMATTE_TEACHER_DIR", str(shared_weights))
-    assert resolve_source("auto", device=cpu).name == "teacher"
+    # (until issue 18's student meets its targets: tests/test_source_resolution.py)
+    want = "network" if sources.SHIPPED_STUDENT_FIRST else "teacher"
+    assert resolve_source("auto", device=cpu).name == want
     monkeypatch.delenv("VIDMATTE_TEACHER_DIR")
     assert resolve_source("auto", device=cpu).name == "network"
     shipped = find_weights("indexnet")

@@ -313,3 +313,105 @@ def markdown(rows: dict[str, list[dict]]) -> str:
         parts.append(table(rows["instances"], ["data", "method", "people", "found", "merged",
                                                 "predicted", "recall"]))  # fmt: skip
     return "\n\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------- targets
+
+#: issue 18's targets against the per-frame teacher measured in the same run
+J_MARGIN = 0.03
+CROWD_RECALL = 0.8
+MS_720P = 60.0
+
+
+def _is_crowd(name: str) -> bool:
+    """The crowd frames of validation.toml's instance images (the VSPW market frames)."""
+    return "vspw" in name
+
+
+def check_targets(
+    report: dict[str, list[dict]],
+    timing: list[dict],
+    student: str,
+    teacher: str = "per-frame teacher",
+    shipped: str | None = None,
+    threads: int = 2,
+) -> dict:
+    """Which of issue 18's targets `student` meets, from `run_validation`'s report and
+    bench/bench_student's 720p rows (network + post-processing at `threads` torch threads).
+
+    {"targets": [{"target", "holds", "detail"}], "beats_shipped": bool | None, "decision":
+    "default" (every target holds: ship it ahead of a configured teacher) | "fallback"
+    (beats the shipped student: may replace the shipped fallback only) | "none"}.
+    "Beats the shipped student": higher mean J and no lower mean TC over the VOS sequences,
+    at least as many people found and no more merged on the instance images."""
+
+    def rows(kind: str, method: str) -> dict[str, dict]:
+        return {r["data"]: r for r in report.get(kind, []) if r["method"] == method}
+
+    vos_s, vos_t = rows("vos", student), rows("vos", teacher)
+    seqs = sorted(set(vos_s) & set(vos_t))
+    out = []
+
+    def add(target: str, holds: bool, detail: str) -> None:
+        out.append({"target": target, "holds": bool(holds), "detail": detail})
+
+    j_ok = [vos_s[s]["J"] >= vos_t[s]["J"] + J_MARGIN for s in seqs]
+    add(
+        f"J >= teacher J + {J_MARGIN} on every sequence",
+        bool(seqs) and all(j_ok),
+        "; ".join(f"{s}: {vos_s[s]['J']:.3f} vs {vos_t[s]['J']:.3f}" for s in seqs),
+    )
+    tc_ok = [vos_s[s]["TC"] >= vos_t[s]["TC"] for s in seqs]
+    add(
+        "TC >= teacher TC on every sequence",
+        bool(seqs) and all(tc_ok),
+        "; ".join(f"{s}: {vos_s[s]['TC']:.1f} vs {vos_t[s]['TC']:.1f}" for s in seqs),
+    )
+    inst = rows("instances", student)
+    merged = sum(int(r["merged"]) for r in inst.values())
+    add(
+        "no merged people on the instance images",
+        bool(inst) and merged == 0,
+        "; ".join(f"{n}: {r['merged']} merged" for n, r in sorted(inst.items())),
+    )
+    crowd = {n: r for n, r in inst.items() if _is_crowd(n)}
+    add(
+        f"recall >= {CROWD_RECALL} on the crowd frames",
+        bool(crowd)
+        and all(
+            r["found"] / max(1, r["people"]) >= CROWD_RECALL for r in crowd.values()
+        ),  # fmt: skip
+        "; ".join(f"{n}: {r['found']}/{r['people']}" for n, r in sorted(crowd.items())),
+    )
+    ms = [r["ms"] for r in timing if r["method"] == student and r["threads"] == threads]
+    add(
+        f"network + post-processing <= {MS_720P:.0f} ms per frame at 720p ({threads} threads)",
+        bool(ms) and ms[0] <= MS_720P,
+        f"{ms[0]:.1f} ms" if ms else "not measured",
+    )
+    beats = None
+    if shipped is not None:
+        vos_p, inst_p = rows("vos", shipped), rows("instances", shipped)
+        both = sorted(set(vos_s) & set(vos_p))
+        if both and inst_p:
+            mean = lambda d, k: float(np.mean([d[s][k] for s in both]))  # noqa: E731
+            beats = (
+                mean(vos_s, "J") > mean(vos_p, "J")
+                and mean(vos_s, "TC") >= mean(vos_p, "TC")
+                and sum(r["found"] for r in inst.values())
+                >= sum(r["found"] for r in inst_p.values())
+                and merged <= sum(int(r["merged"]) for r in inst_p.values())
+            )
+    decision = "default" if all(t["holds"] for t in out) else "fallback" if beats else "none"
+    return {"student": student, "targets": out, "beats_shipped": beats, "decision": decision}
+
+
+def markdown_targets(result: dict) -> str:
+    """The targets table for the README / the report."""
+    lines = [f"Targets for **{result['student']}**:", "", "| target | holds | measured |",
+             "|---|---|---|"]  # fmt: skip
+    for t in result["targets"]:
+        lines.append(f"| {t['target']} | {'yes' if t['holds'] else 'NO'} | {t['detail']} |")
+    lines += ["", f"beats the shipped student: {result['beats_shipped']}; decision: "
+              f"**{result['decision']}**"]  # fmt: skip
+    return "\n".join(lines) + "\n"
