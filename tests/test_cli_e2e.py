@@ -15,6 +15,7 @@ import pytest
 
 from vidmatte.assets import SAMPLE_CLIP
 from vidmatte.matting.cli import main
+from vidmatte.matting.sources import AUTO_MATTER
 
 CLI = [sys.executable, "-m", "vidmatte.matting.cli"]
 
@@ -63,7 +64,7 @@ def test_sample_clip_end_to_end(tmp_path, shared_weights):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is True
     assert manifest["model"]["instances"] == "teacher"
-    assert manifest["model"]["matter"] == "classical"
+    assert manifest["model"]["matter"] == AUTO_MATTER  # README, Matting
     (track,) = manifest["tracks"]
     files = sorted((out / track["alpha"]).glob("*.png"))
     assert [int(f.stem) for f in files] == list(range(track["first"], track["last"] + 1))
@@ -260,7 +261,7 @@ def test_shipped_weights_are_the_default_without_a_teacher(tmp_path, monkeypatch
     assert main([str(SAMPLE_CLIP), "--out", str(out), "--end", "3", "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["instances"] == "trimap-network"
-    assert manifest["model"]["matter"] == "classical"  # shipped IndexNet is opt-in
+    assert manifest["model"]["matter"] == AUTO_MATTER  # shipped IndexNet is opt-in on CPU
     assert manifest["settings"]["min_score"] < 0.5  # the calibrated one, not the teacher's
     (track,) = manifest["tracks"]
     import cv2
@@ -292,7 +293,7 @@ def test_auto_prefers_what_the_user_configured(shared_weights, monkeypatch):
     assert resolve_source("auto", device=cpu).name == "network"
     shipped = find_weights("indexnet")
     assert shipped is not None and shipped.source == "assets"
-    assert resolve_matter("auto", device=cpu)[1]["matter"] == "classical"
+    assert resolve_matter("auto", device=cpu)[1]["matter"] == sources.AUTO_MATTER
     assert resolve_matter("indexnet", device=cpu)[1]["matter"] == "indexnet"
     monkeypatch.setenv("VIDMATTE_INDEXNET_WEIGHTS", str(shipped.folder))
     assert resolve_matter("auto", device=cpu)[1]["matter"] == "indexnet"

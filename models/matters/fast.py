@@ -166,7 +166,7 @@ class FastMatter:
         max_scale: int = 4,
         radius: int = 1,
         eps: float = 1e-4,
-        ) -> None:
+    ) -> None:
         self.target_unknowns, self.max_scale = target_unknowns, max_scale
         self.radius, self.eps = radius, eps
 
