@@ -18,6 +18,7 @@ terminal report which path ran (`describe()`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,9 +113,15 @@ class TeacherSource:
     teacher: Teacher
     info: dict[str, Any] = field(default_factory=dict)
     name: str = "teacher"
+    # The teacher's TFLite/ONNX interpreters keep per-call buffers: two threads calling one
+    # interpreter corrupt each other (TFLite raises "reference to internal data"). The
+    # pipeline calls detect from its instance thread only; evaluation code that also asks
+    # the same source for masks from another thread waits here instead.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def detect(self, frames: list[np.ndarray], select: Selector | None = None) -> list[Instances]:
-        out = [self.teacher(f) for f in frames]
+        with self._lock:
+            out = [self.teacher(f) for f in frames]
         if select is None:
             return out
         return [inst.select(select(inst.scores, inst.labels)) for inst in out]

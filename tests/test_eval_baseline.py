@@ -33,3 +33,19 @@ def test_matters_on_the_gt_alpha_trimap(shared_data, pipe):
     assert rows[0]["method"] == "classical matting on the GT-alpha trimap"
     # measured 161 (x1e3); a constant 0.5 in the unknown region scores 284
     assert 0 < rows[0]["MAD"] < 220 and rows[0]["Grad"] > 0
+
+
+def test_teacher_source_is_safe_from_two_threads(shared_data, pipe):
+    """The evaluation asks the pipeline's own source for masks while the pipeline's instance
+    thread runs it: one TFLite interpreter from two threads raised "reference to internal
+    data" (a 4-sequence baseline run died on it). The source serialises its calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidmatte.training.eval.data import read_rgb
+
+    frames = sorted((shared_data / "vos" / "davis16_lucia" / "frames").glob("*.jpg"))[:6]
+    rgbs = [read_rgb(f) for f in frames]
+    alone = [len(pipe.source.detect([f])[0].scores) for f in rgbs]
+    with ThreadPoolExecutor(3) as ex:
+        together = list(ex.map(lambda f: len(pipe.source.detect([f])[0].scores), rgbs * 3))
+    assert together == alone * 3 and all(n >= 1 for n in alone)

@@ -184,13 +184,21 @@ def default_methods(
     teacher_dir: Path | None,
     students: dict[str, Path] | None = None,
     indexnet: Path | None = None,
+    teacher_matters: tuple[str, ...] = ("classical",),
 ) -> list[Method]:
-    """The baseline, each student with the classical matter, the last student + IndexNet."""
+    """The baseline (once per matter in `teacher_matters`: the side-by-side of a default
+    matter change), each student with the classical matter, the last student + IndexNet."""
     from vidmatte.matting.config import PipelineConfig
 
     base = dict(device="cpu", matter="classical")
     methods = [
-        Method("teacher", PipelineConfig(source="teacher", teacher_dir=_s(teacher_dir), **base))
+        Method(
+            "teacher",
+            PipelineConfig(
+                source="teacher", teacher_dir=_s(teacher_dir), device="cpu", matter=matter
+            ),
+        )  # fmt: skip
+        for matter in teacher_matters
     ]
     for label, folder in (students or {}).items():
         methods.append(Method(label, PipelineConfig(source="network", weights=str(folder), **base)))
@@ -275,6 +283,10 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--indexnet", type=Path, help="IndexNet model folder (with the last student)")
     p.add_argument("--skip-teacher", action="store_true", help="leave out the baseline rows")
     p.add_argument(
+        "--teacher-matter", action="append", choices=("classical", "fast", "indexnet"),
+        help="the baseline's matter (repeatable: one row group each; default classical)",
+    )  # fmt: skip
+    p.add_argument(
         "--validation", action="store_true",
         help="the instance-source report on validation.toml's items (validation_report.py)",
     )  # fmt: skip
@@ -291,7 +303,10 @@ def _main(argv: list[str] | None) -> int:
     if data is None or not data.is_dir():
         raise UsageError("no data folder: pass --data (../shared/data is not here)")
     students = dict(_student(s) for s in args.student)
-    methods = default_methods(args.teacher_dir or shared_weights(), students, args.indexnet)
+    methods = default_methods(
+        args.teacher_dir or shared_weights(), students, args.indexnet,
+        tuple(args.teacher_matter or ("classical",)),
+    )  # fmt: skip
     if args.skip_teacher:
         methods = [m for m in methods if m.label != "teacher"]
     if args.validation:
