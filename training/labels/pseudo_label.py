@@ -167,6 +167,15 @@ class _Context:
     light: object = None
     video_config: object = None
 
+    def frame_limit(self, frame_count: int) -> int:
+        """Frames of a clip this run labels (`--max-frames`, 0 = all)."""
+        return min(frame_count, self.max_frames) if self.max_frames else frame_count
+
+    def advance(self, name: str, frames: int = 1) -> None:
+        """Count `frames` of clip `name` as done and report progress."""
+        self.done += frames
+        self.progress(self.done, name)
+
 
 class VideoLabeller:
     """Labels one video into the dataset; resumable from its part file."""
@@ -247,12 +256,9 @@ class VideoLabeller:
         ctx = self.ctx
         with open_video(self.src.path) as reader:
             info = reader.info
-            limit = (
-                info.frame_count if not ctx.max_frames else min(info.frame_count, ctx.max_frames)
-            )
+            limit = ctx.frame_limit(info.frame_count)
             if self.complete:
-                ctx.done += limit
-                ctx.progress(ctx.done, self.src.name)
+                ctx.advance(self.src.name, limit)
                 return
             stopped = False
             try:
@@ -261,8 +267,7 @@ class VideoLabeller:
                         stopped = True
                         break
                     self._frame(frame.index, frame.rgb, info.fps)
-                    ctx.done += 1
-                    ctx.progress(ctx.done, self.src.name)
+                    ctx.advance(self.src.name)
                     if time.perf_counter() - self._last_save > SAVE_INTERVAL_S:
                         self.save()
             except BaseException:
@@ -475,12 +480,9 @@ class WholeVideoLabeller:
         ctx = self.ctx
         with open_video(self.src.path) as reader:
             info = reader.info
-            limit = (
-                info.frame_count if not ctx.max_frames else min(info.frame_count, ctx.max_frames)
-            )
+            limit = ctx.frame_limit(info.frame_count)
             if self.complete:
-                ctx.done += limit
-                ctx.progress(ctx.done, self.src.name)
+                ctx.advance(self.src.name, limit)
                 return
             frames: list[np.ndarray] = []
             entries = {
@@ -505,8 +507,7 @@ class WholeVideoLabeller:
                     self._stage1(frame.index, rgb, prev, entries)
                     frames.append(rgb)
                     prev = rgb
-                    ctx.done += 1
-                    ctx.progress(ctx.done, self.src.name)
+                    ctx.advance(self.src.name)
                     if time.perf_counter() - self._last_save > SAVE_INTERVAL_S:
                         self.save(entries)
             except BaseException:
