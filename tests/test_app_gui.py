@@ -1,6 +1,6 @@
 """The desktop app end to end on the bundled sample clip (offscreen Qt, real models).
 
-One window processes the first frames with the real teacher + classical matter; the tests
+One window processes the first frames with the real teacher + the default matter; the tests
 then switch views, seek, edit people on the TrackStore built from that run, export, and
 cancel a second run midway. Screenshots of the main states go to $VIDMATTE_SCREENSHOTS (README: Development).
 """

@@ -94,6 +94,11 @@ def files_under(root: Path) -> dict[str, bytes]:
     }
 
 
+#: Tests that signal or race a running export keep it busy with the closed-form matter:
+#: the default fast matter can finish a short clip before the signal lands.
+SLOW_MATTER = ["--matter", "classical"]
+
+
 def temps_under(root: Path) -> list[str]:
     return [p.name for p in root.rglob("*") if ".tmp-" in p.name]
 
@@ -108,7 +113,10 @@ def error_lines(stderr: str) -> list[str]:
 def test_1_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, teacher):
     long = write_clip(tmp_path / "long.mp4", read_frames(SAMPLE_CLIP, 60, (192, 192)))
     out = tmp_path / "out"
-    a = subprocess.Popen(CLI + [str(long), "--out", str(out), "--overwrite", "-q", *teacher],
+    # The closed-form matter keeps run A busy for seconds (the default fast matter would
+    # finish this clip before B starts); B uses the same settings, so only the lock differs.
+    slow = [*SLOW_MATTER, *teacher]
+    a = subprocess.Popen(CLI + [str(long), "--out", str(out), "--overwrite", "-q", *slow],
                          stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 300
@@ -119,7 +127,7 @@ def test_1_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, teach
         # A is running: another --overwrite and a --resume are both refused at once.
         others = {
             flag: subprocess.Popen(
-                CLI + [str(long), "--out", str(out), flag, *teacher],
+                CLI + [str(long), "--out", str(out), flag, *slow],
                 stderr=subprocess.PIPE,
                 text=True,
             )  # fmt: skip
@@ -281,14 +289,15 @@ def test_7_min_score_outside_0_1_is_a_usage_error(tmp_path, astro, teacher, scor
 def ffv1_reference(tmp_path_factory, astro, shared_weights) -> Path:
     out = tmp_path_factory.mktemp("ref") / "out"
     r = cli([astro, "--out", out, "--format", "ffv1", "--composite", "green", "-q",
-             "--teacher-dir", shared_weights])  # fmt: skip
+             *SLOW_MATTER, "--teacher-dir", shared_weights])  # fmt: skip
     assert r.returncode == 0, r.stderr
     return out
 
 
 def test_8_sigterm_stops_cleanly_and_resume_finishes(tmp_path, astro, teacher, ffv1_reference):
     out = tmp_path / "out"
-    args = [str(astro), "--out", str(out), "--format", "ffv1", "--composite", "green", "-q"]
+    args = [str(astro), "--out", str(out), "--format", "ffv1", "--composite", "green", "-q",
+            *SLOW_MATTER]  # fmt: skip
     p = subprocess.Popen(CLI + args + teacher, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (out.exists() and any(".mkv.tmp-" in t for t in temps_under(out))):
@@ -310,7 +319,7 @@ def test_8_sigterm_stops_cleanly_and_resume_finishes(tmp_path, astro, teacher, f
 def test_9_containers_are_byte_identical_run_to_run(tmp_path, astro, teacher, ffv1_reference):
     out = tmp_path / "again"
     assert main([str(astro), "--out", str(out), "--format", "ffv1", "--composite", "green",
-                 "-q", *teacher]) == 0  # fmt: skip
+                 "-q", *SLOW_MATTER, *teacher]) == 0  # fmt: skip
     a, b = files_under(ffv1_reference), files_under(out)
     assert sorted(a) == sorted(b) == ["composite.mp4", "person_01.mkv"]
     for name in a:
