@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from vidmatte.models.matters.base import check_inputs
-from vidmatte.models.matters.classical import band_system, closed_form_alpha
+from vidmatte.models.matters.classical import closed_form_alpha, solve_dirichlet
 
 __all__ = ["FastMatter", "fast_alpha"]
 
@@ -75,25 +75,6 @@ def affine_coefficients(
     return _box(a, radius), _box(b, radius)
 
 
-def solve_band(image: np.ndarray, known: np.ndarray, values: np.ndarray, eps: float = 1e-7):
-    """Exact closed-form alpha on one small crop (classical.band_system + one sparse LU).
-
-    image float64 h×w×3 in [0, 1]; known bool; values float (read where known).
-    """
-    from scipy.sparse.linalg import splu
-
-    out = np.where(known, values, 0.0).astype(np.float64)
-    if known.all() or min(known.shape) < 3:
-        return out
-    # the tiny ridge keeps a region that touches no known pixel solvable (alpha 0 there)
-    a, b, unk = band_system(image, known, values, eps, ridge=1e-9)
-    a = a.tocsc()
-    lu = splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-              options={"SymmetricMode": True})  # fmt: skip
-    out.ravel()[unk] = np.clip(lu.solve(b), 0.0, 1.0)
-    return out
-
-
 def _scale_for(unknowns: int, target: int, max_scale: int) -> int:
     return int(min(max_scale, max(1, math.ceil(math.sqrt(unknowns / max(target, 1))))))
 
@@ -140,7 +121,7 @@ def fast_alpha(
     # one exact sparse solve of the whole coarse band (a few thousand unknowns)
     sf = small.astype(np.float32) / 255.0
     known = ctri != 128
-    coarse = solve_band(sf.astype(np.float64), known, (ctri == 255).astype(np.float64))
+    coarse = solve_dirichlet(sf.astype(np.float64), known, (ctri == 255).astype(np.float64))
     coarse = coarse.astype(np.float32)
     a, b = affine_coefficients(sf, coarse, radius, eps)
     size = (img.shape[1], img.shape[0])
