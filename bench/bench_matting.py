@@ -77,9 +77,7 @@ def quality(quick: bool = False, triplets: str | None = None, indexnet: str | No
     """The README's Matting table (module docstring)."""
     import torch
 
-    from vidmatte.models.indexnet.model import IndexNetMatting
     from vidmatte.models.matters.base import build_matter
-    from vidmatte.models.matters.indexnet import IndexNetMatter
     from vidmatte.models.shared import find_shared
     from vidmatte.training.eval.matting_eval import (
         evaluate_matter,
@@ -106,7 +104,7 @@ def quality(quick: bool = False, triplets: str | None = None, indexnet: str | No
         folders.append(("indexnet (" + Path(indexnet).name + ")", Path(indexnet)))
     for name, folder in folders:
         if (folder / "config.json").is_file():
-            matters.append((name, IndexNetMatter(IndexNetMatting.from_folder(folder))))
+            matters.append((name, build_matter("indexnet", weights=folder)))
     rows = []
     for dataset, items in groups:
         for name, matter in matters:

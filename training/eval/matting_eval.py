@@ -53,14 +53,19 @@ def _read(path: Path, grey: bool = False) -> np.ndarray:
     return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def read_spring(shared: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The Composition-1k 'spring' image (uint8 RGB) and its ground-truth alpha (float32)."""
+    d = shared / SPRING
+    name = "spring-289527_1920_15.png"
+    img = _read(d / "image" / name)
+    return img, _read(d / "alpha" / name, grey=True).astype(np.float32) / 255.0
+
+
 def spring_halves(
     shared: Path,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((image, alpha) of the left half, (image, alpha) of the right half); alpha float."""
-    d = shared / SPRING
-    name = "spring-289527_1920_15.png"
-    img = _read(d / "image" / name)
-    alpha = _read(d / "alpha" / name, grey=True).astype(np.float32) / 255.0
+    img, alpha = read_spring(shared)
     x = SPRING_SPLIT_X
     return (img[:, :x], alpha[:, :x]), (img[:, x:], alpha[:, x:])
 

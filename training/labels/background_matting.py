@@ -61,7 +61,6 @@ import numpy as np
 from vidmatte.models.errors import InputError, UsageError
 
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"}
-SPRING = "matting/c1k_spring-289527_1920_15"
 
 
 @dataclass
@@ -519,15 +518,6 @@ def decide(r: QualityReport, noise: float, cfg: BackgroundMattingConfig) -> list
 # --------------------------------------------------------------------------- synthetic check
 
 
-def spring_item(shared: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The Composition-1k 'spring' image (uint8 RGB) and its ground-truth alpha (float)."""
-    d = shared / "data" / SPRING
-    name = "spring-289527_1920_15.png"
-    img = cv2.cvtColor(cv2.imread(str(d / "image" / name)), cv2.COLOR_BGR2RGB)
-    alpha = cv2.imread(str(d / "alpha" / name), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
-    return img, alpha
-
-
 def synthetic_check(
     shared: Path,
     clip: str = "data/videos/hybrik_taiji.mp4",
@@ -545,10 +535,11 @@ def synthetic_check(
     """
     from vidmatte.matting.io.video import open_video
     from vidmatte.models.matters.classical import closed_form_alpha
+    from vidmatte.training.eval.matting_eval import read_spring
     from vidmatte.training.metrics import alpha_metrics, evaluation_trimap
 
     cfg = cfg or BackgroundMattingConfig()
-    img, gt = spring_item(shared)
+    img, gt = read_spring(shared)
     if scale != 1.0:
         size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
