@@ -180,7 +180,7 @@ class TrimapFolderSource:
         skip_matting: Callable[[int, set[int]], bool] | None = None,
     ) -> Iterator[FrameResult]:
         """`Pipeline.process` for given trimaps: a FrameResult per frame, in order."""
-        from vidmatte.matting.pipeline import FrameResult, PersonFrame, crop_for_matting
+        from vidmatte.matting.pipeline import FrameResult, PersonFrame, matte_person
         from vidmatte.matting.progress import RateMeter
 
         total_end = reader.info.frame_count if end is None else min(end, reader.info.frame_count)
@@ -192,13 +192,8 @@ class TrimapFolderSource:
         frames = reader.frames(start, end)
 
         def matte(rgb: np.ndarray, tri: np.ndarray) -> np.ndarray:
-            out = np.zeros(tri.shape, np.uint8)
-            crop = crop_for_matting(tri, (0, 0, tri.shape[1], tri.shape[0]), tri.shape)
-            if crop is not None:
-                (x0, y0, x1, y1), t = crop
-                a = pipe.matter(rgb[y0:y1, x0:x1], t[None])[0]
-                out[y0:y1, x0:x1] = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
-            return out
+            # the pipeline's per-person matting, on a window that is the whole frame
+            return matte_person(pipe.matter, rgb, (0, 0, tri.shape[1], tri.shape[0]), tri)
 
         with ThreadPoolExecutor(pipe.matting_workers, thread_name_prefix="vidmatte-matte") as pool:
             while True:
