@@ -88,7 +88,6 @@ def run(quick: bool = False, models: dict[str, str] | None = None) -> dict:
     before = torch.get_num_threads()
     rows = []
     nets = _methods(models or {})
-    teacher = load_teacher(shared_weights(), threads=2)
 
     def net_fn(model):
         def fn(rgb):
@@ -101,6 +100,8 @@ def run(quick: bool = False, models: dict[str, str] | None = None) -> dict:
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
+            # the teacher's ONNX / TFLite runtimes take their thread count when loaded
+            teacher = load_teacher(shared_weights(), threads=threads)
             load = os.getloadavg()[0]
             base = _time(teacher, frames)
             rows.append(dict(method="per-frame teacher", threads=threads, ms=base, load=load))
